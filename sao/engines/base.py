@@ -1,0 +1,63 @@
+"""The Engine protocol every backend implements, and the value types that cross it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters of one engine call; `seed` makes the call reproducible."""
+
+    n: int = 1
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 256
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled answer: text, why it stopped ("stop" or "length"), tokens, and its seed."""
+
+    text: str
+    finish_reason: str
+    num_tokens: int
+    seed: int | None = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the stages need from an inference backend (DESIGN §3)."""
+
+    name: str
+
+    def chat(
+        self, conversations: list[list[Message]], params: Sampling
+    ) -> list[list[Completion]]:
+        """One inner list per conversation, `params.n` completions each, in order."""
+        ...
+
+    def label_logprobs(
+        self, conversations: list[list[Message]], labels: list[str]
+    ) -> list[dict[str, float]]:
+        """Log-probability of each single-token label as the next assistant token."""
+        ...
+
+    def close(self) -> None:
+        """Release the model and any worker processes."""
+        ...
+
+
+def normalise_pair(logprobs: dict[str, float], first: str, second: str) -> float:
+    """Probability of `first` renormalised over the two labels (0.5 when both are -inf)."""
+    a, b = logprobs.get(first, -math.inf), logprobs.get(second, -math.inf)
+    if a == b == -math.inf:
+        return 0.5
+    top = max(a, b)
+    ea, eb = math.exp(a - top), math.exp(b - top)
+    return ea / (ea + eb)

