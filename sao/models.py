@@ -117,6 +117,6 @@ def _check_hub_model(name: str) -> None:
 
     try:
         AutoConfig.from_pretrained(name)
-    except Exception as exc:  # noqa: BLE001 - any failure here means "cannot use this model"
+    except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SaoError(f"unknown model '{name}': {reason}") from None

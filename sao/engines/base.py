@@ -36,9 +36,7 @@ class Engine(Protocol):
 
     name: str
 
-    def chat(
-        self, conversations: list[list[Message]], params: Sampling
-    ) -> list[list[Completion]]:
+    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
         """One inner list per conversation, `params.n` completions each, in order."""
         ...
 

@@ -10,7 +10,7 @@ from sao.errors import SaoError
 
 
 def cpu_has_bf16() -> bool:
-    """True when this CPU computes bfloat16 natively (avx512_bf16 or AMX), where bf16 is ~2x fp32."""
+    """True when this CPU computes bfloat16 natively (avx512_bf16 or AMX): bf16 ~2x fp32."""
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read()
@@ -27,7 +27,9 @@ class HFEngine:
     def __init__(self, model_path: str, *, dtype: str = "auto", batch_size: int = 32) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         self._torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
@@ -73,9 +75,7 @@ class HFEngine:
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def chat(
-        self, conversations: list[list[Message]], params: Sampling
-    ) -> list[list[Completion]]:
+    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
         """Sample `params.n` completions per conversation, batched, in the caller's order."""
         torch = self._torch
         texts = [self.render(c) for c in conversations]

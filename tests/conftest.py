@@ -1,0 +1,35 @@
+"""Shared helpers: run the real `sao` command line the way a user does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+SAO = str(Path(sys.executable).parent / "sao")
+ROOT = Path(__file__).resolve().parent.parent
+
+# Small enough for a 2-core CPU, big enough to cross a shard boundary: 4 personas, 2 shards, K=3.
+TINY = {
+    "seed": 11,
+    "personas": {"count": 4},
+    "prompts": {"candidates": 2, "max_tokens": 48},
+    "responses": {"samples": 3, "max_tokens": 40},
+    "output": {"shard_size": 2},
+}
+
+
+def run_sao(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run `sao ARGS...` in a subprocess and return the finished process (text output)."""
+    return subprocess.run([SAO, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tmp_path_factory) -> Path:
+    """A YAML config for quick end-to-end runs on the embedded model."""
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
