@@ -128,6 +128,9 @@ def _print_summary(manifest: dict[str, Any], out_dir: str) -> None:
         f"{t['records']} records (K={k}), {t['pairs']} pairs, "
         f"{t['prompts_rejected']} of {t['personas']} personas without a usable prompt"
     )
+    if t["prompt_rejections"]:
+        rejected = sorted(t["prompt_rejections"].items())
+        out.print("rejected prompt candidates: " + ", ".join(f"{k}={v}" for k, v in rejected))
     if t["flags"]:
         out.print("flags: " + ", ".join(f"{k}={v}" for k, v in sorted(t["flags"].items())))
     out.print(

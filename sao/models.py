@@ -93,7 +93,7 @@ def resolve_model(name: str, *, prepare: bool = True) -> ResolvedModel:
     local = Path(name).expanduser()
     if local.is_dir():
         if not (local / "config.json").is_file():
-            raise SaoError(f"model folder {local} has no config.json: not a Hugging Face model")
+            raise SaoError(f"model folder {name} has no config.json: not a Hugging Face model")
         return ResolvedModel(name, str(local.resolve()), "local")
     if _looks_like_hub_id(name):
         if prepare:

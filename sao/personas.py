@@ -60,13 +60,13 @@ def load_library() -> list[Persona]:
     for lineno, record in _json_objects(path):
         persona_id = record.get("id")
         if not isinstance(persona_id, str) or not persona_id:
-            raise SaoError(f"{path}:{lineno}: missing or non-string 'id' field")
+            raise SaoError(f"{path} line {lineno}: missing or non-string 'id' field")
         text = _persona_text(record, "persona", path, lineno)
         attributes = record.get("attributes", {})
         if not isinstance(attributes, dict) or not all(
             isinstance(key, str) and isinstance(value, str) for key, value in attributes.items()
         ):
-            raise SaoError(f"{path}:{lineno}: 'attributes' must map names to strings")
+            raise SaoError(f"{path} line {lineno}: 'attributes' must map names to strings")
         personas.append(Persona(persona_id, text, dict(attributes)))
     return _nonempty(_dedupe(personas), path)
 
@@ -96,11 +96,11 @@ def _json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SaoError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            raise SaoError(f"{path} line {lineno}: not valid JSON ({exc.msg})") from None
         if not isinstance(value, dict):
             hint = " (the file must be JSON Lines: one object per line)" if lineno == 1 else ""
             raise SaoError(
-                f"{path}:{lineno}: expected a JSON object, got {_json_type(value)}{hint}"
+                f"{path} line {lineno}: expected a JSON object, got {_json_type(value)}{hint}"
             )
         yield lineno, value
 
@@ -121,21 +121,21 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
         try:
             yield lineno, raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise SaoError(f"{path}:{lineno}: not valid UTF-8 text") from None
+            raise SaoError(f"{path} line {lineno}: not valid UTF-8 text") from None
 
 
 def _persona_text(record: dict[str, Any], field: str, path: Path, lineno: int) -> str:
     if field not in record:
         keys = ", ".join(repr(key) for key in list(record)[:8]) or "none"
-        raise SaoError(f"{path}:{lineno}: missing the {field!r} field (keys found: {keys})")
+        raise SaoError(f"{path} line {lineno}: missing the {field!r} field (keys found: {keys})")
     value = record[field]
     if not isinstance(value, str):
         raise SaoError(
-            f"{path}:{lineno}: the {field!r} field must be a string, got {_json_type(value)}"
+            f"{path} line {lineno}: the {field!r} field must be a string, got {_json_type(value)}"
         )
     text = value.strip()
     if not text:
-        raise SaoError(f"{path}:{lineno}: the {field!r} field is empty")
+        raise SaoError(f"{path} line {lineno}: the {field!r} field is empty")
     return text
 
 

@@ -160,6 +160,7 @@ def run_shard(
         "records": len(records),
         "pairs": sum(len(r["pairs"]) for r in records),
         "prompts_rejected": len(personas) - len(kept),
+        "prompt_rejections": dict(Counter(f for r in synthesized for f in r.flags)),
         "judge_calls": judge_calls,
         "tokens": tokens,
         "wall_s": {k: round(v, 3) for k, v in wall.items()},
@@ -176,14 +177,15 @@ def flag_kind(flag: str) -> str:
 
 def totals(shards: list[dict[str, Any]]) -> dict[str, Any]:
     """Run totals summed over every committed shard's stats."""
-    out: dict[str, Any] = {"tokens": Counter(), "wall_s": Counter(), "flags": Counter()}
+    counted = ("tokens", "wall_s", "flags", "prompt_rejections")
+    out: dict[str, Any] = {key: Counter() for key in counted}
     for key in ("personas", "records", "pairs", "prompts_rejected", "judge_calls"):
         out[key] = sum(s["stats"][key] for s in shards)
     for s in shards:
-        for key in ("tokens", "wall_s", "flags"):
+        for key in counted:
             out[key].update(s["stats"][key])
-    out["wall_s"] = {k: round(v, 3) for k, v in out["wall_s"].items()}
-    out["tokens"], out["flags"] = dict(out["tokens"]), dict(out["flags"])
+    for key in counted:
+        out[key] = {k: round(v, 3) if isinstance(v, float) else v for k, v in out[key].items()}
     return out
 
 
@@ -224,8 +226,13 @@ class StageProgress:
         self.progress.update(self.tasks[stage], advance=records, rate=f"{rate:,.0f} {unit}")
 
 
-def generate(cfg: RunConfig, console: Console, *, dry_run: bool = False) -> dict[str, Any]:
-    """Run (or, with dry_run, plan) a whole generation; returns the manifest or the plan."""
+def generate(
+    cfg: RunConfig, console: Console, *, dry_run: bool = False, engine: Engine | None = None
+) -> dict[str, Any]:
+    """Run (or, with dry_run, plan) a whole generation; returns the manifest or the plan.
+
+    `engine` lets a caller (a benchmark, a notebook) reuse a loaded engine; it is not closed.
+    """
     model = resolve_model(cfg.model, prepare=not dry_run)
     pool = load_personas(cfg.personas.source)
     chosen = sample_personas(pool, cfg.personas.count, cfg.seed)
@@ -253,8 +260,10 @@ def generate(cfg: RunConfig, console: Console, *, dry_run: bool = False) -> dict
     if todo:
         if done_personas:
             console.print(f"resuming: {len(shards) - len(todo)} of {len(shards)} shards committed")
-        with console.status(f"loading {model.name} on engine {engine_name}"):
-            engine = make_engine(cfg.engine, model.path, cfg.seed)
+        owned = engine is None
+        if engine is None:
+            with console.status(f"loading {model.name} on engine {engine_name}"):
+                engine = make_engine(cfg.engine, model.path, cfg.seed)
         try:
             with StageProgress(console, len(chosen), done_personas) as progress:
                 for index in todo:
@@ -263,6 +272,7 @@ def generate(cfg: RunConfig, console: Console, *, dry_run: bool = False) -> dict
                     )
                     store.commit(index, records, stats)
         finally:
-            engine.close()
+            if owned:
+                engine.close()
     store.finish(totals(store.manifest["shards"]))
     return store.manifest

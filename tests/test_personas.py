@@ -203,14 +203,14 @@ def test_load_jsonl_malformed(tmp_path: Path, content: str, line: int, fragment:
     with pytest.raises(SaoError) as info:
         load_jsonl(path)
     message = str(info.value)
-    assert f"{path}:{line}:" in message
+    assert f"{path} line {line}:" in message
     assert fragment in message
     assert "\n" not in message
 
 
 def test_load_jsonl_bad_utf8_names_the_line(tmp_path: Path) -> None:
     path = _write(tmp_path / "latin1.jsonl", b'{"persona": "ok"}\n{"persona": "caf\xe9"}\n')
-    with pytest.raises(SaoError, match=r"latin1\.jsonl:2: not valid UTF-8"):
+    with pytest.raises(SaoError, match=r"latin1\.jsonl line 2: not valid UTF-8"):
         load_jsonl(path)
 
 
