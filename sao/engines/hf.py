@@ -126,20 +126,108 @@ class HFEngine:
     def label_logprobs(
         self, conversations: list[list[Message]], labels: list[str]
     ) -> list[dict[str, float]]:
-        """One forward pass per micro-batch; log-softmax of the last position's logits."""
+        """Next-token label log-probs; conversations sharing a prefix compute it once.
+
+        The judge's calls for one record share the instructions, the prompt and the answer shown
+        first: each group's common prefix runs once, its KV cache is copied to every member,
+        and only the remaining tokens run per conversation (about 45 % fewer tokens for K=4).
+        """
         torch = self._torch
         ids = self.label_ids(labels)
-        texts = [self.render(c) for c in conversations]
-        out: list[dict[str, float]] = [{} for _ in texts]
-        for idx in self._batches(texts):
-            enc = self._encode([texts[i] for i in idx])
-            with torch.inference_mode():
-                logits = self.model(**enc, logits_to_keep=1).logits[:, -1, :]
+        tokens = [self._tokens(c) for c in conversations]
+        out: list[dict[str, float]] = [{} for _ in tokens]
+        for chunk in _chunks(group_by_prefix(tokens), self.batch_size):
+            logits = self._prefix_forward(tokens, chunk)
             logp = torch.log_softmax(logits.float(), dim=-1)[:, ids].tolist()
-            for row, values in enumerate(logp):
-                out[idx[row]] = dict(zip(labels, values, strict=True))
+            members = [i for _, group in chunk for i in group]
+            for row, values in zip(members, logp, strict=True):
+                out[row] = dict(zip(labels, values, strict=True))
         return out
+
+    def _tokens(self, conversation: list[Message]) -> list[int]:
+        return self.tokenizer(self.render(conversation), add_special_tokens=False)["input_ids"]
+
+    def _prefix_forward(self, tokens: list[list[int]], groups: list[tuple[int, list[int]]]):
+        """Last-position logits of every member of `groups` ((prefix length, member indices))."""
+        torch = self._torch
+        pad = self.tokenizer.pad_token_id
+        prefixes = [tokens[group[0]][:n] for n, group in groups]
+        p_ids, p_mask = _left_pad(prefixes, pad, torch, self.device)
+        with torch.inference_mode():
+            cache = self.model(
+                input_ids=p_ids,
+                attention_mask=p_mask,
+                position_ids=(p_mask.cumsum(-1) - 1).clamp(min=0),
+                use_cache=True,
+                logits_to_keep=1,
+            ).past_key_values
+            owner = [g for g, (_, group) in enumerate(groups) for _ in group]
+            cache.reorder_cache(torch.tensor(owner, device=self.device))
+            suffixes = [tokens[i][n:] for n, group in groups for i in group]
+            s_ids, s_mask = _left_pad(suffixes, pad, torch, self.device)
+            start = torch.tensor([len(prefixes[g]) for g in owner], device=self.device)
+            logits = self.model(
+                input_ids=s_ids,
+                attention_mask=torch.cat([p_mask[owner], s_mask], dim=1),
+                position_ids=start[:, None] + (s_mask.cumsum(-1) - 1).clamp(min=0),
+                past_key_values=cache,
+                logits_to_keep=1,
+            ).logits[:, -1, :]
+        return logits
 
     def close(self) -> None:
         """Drop the model so its memory can be reclaimed."""
         self.model = None
+
+
+def group_by_prefix(tokens: list[list[int]], min_shared: int = 16) -> list[tuple[int, list[int]]]:
+    """Group sequences whose common prefix is long; returns (prefix length, indices) per group.
+
+    Sorted sequences put shared prefixes side by side; a sequence joins the open group when it
+    keeps the group's whole prefix (or the group has one member and they share `min_shared`).
+    Every prefix leaves at least one token of each member to run with the cache.
+    """
+    order = sorted(range(len(tokens)), key=lambda i: tokens[i])
+    groups: list[tuple[int, list[int]]] = []
+    for i in order:
+        if groups:
+            n, members = groups[-1]
+            shared = _common_prefix(tokens[members[0]], tokens[i], n)
+            if shared == n or (len(members) == 1 and shared >= min_shared):
+                groups[-1] = (shared, [*members, i])
+                continue
+        groups.append((len(tokens[i]), [i]))
+    return [(min(n, *(len(tokens[i]) - 1 for i in members)), members) for n, members in groups]
+
+
+def _common_prefix(a: list[int], b: list[int], limit: int) -> int:
+    n = min(len(a), len(b), limit)
+    for k in range(n):
+        if a[k] != b[k]:
+            return k
+    return n
+
+
+def _chunks(groups: list[tuple[int, list[int]]], size: int):
+    """Batches of whole groups holding about `size` members each."""
+    batch, count = [], 0
+    for group in groups:
+        if batch and count + len(group[1]) > size:
+            yield batch
+            batch, count = [], 0
+        batch.append(group)
+        count += len(group[1])
+    if batch:
+        yield batch
+
+
+def _left_pad(rows: list[list[int]], pad: int, torch, device):
+    """Left-padded ids and attention mask tensors."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, row in enumerate(rows):
+        if row:
+            ids[k, width - len(row) :] = torch.tensor(row)
+            mask[k, width - len(row) :] = 1
+    return ids.to(device), mask.to(device)

@@ -1,0 +1,39 @@
+"""The transformers engine on the embedded model: shared-prefix judge passes are exact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from sao.engines.hf import HFEngine, group_by_prefix
+from sao.models import resolve_model
+
+
+def test_group_by_prefix_groups_shared_heads():
+    seqs = [[1, 2, 3, 4, 9], [1, 2, 3, 4, 8], [1, 2, 7], [5, 6], [1, 2, 3, 4, 9, 9]]
+    groups = group_by_prefix(seqs, min_shared=3)
+    assert sorted(sorted(g) for _, g in groups) == [[0, 1, 4], [2], [3]]
+    for n, members in groups:
+        assert all(n < len(seqs[i]) for i in members)
+        assert all(seqs[i][:n] == seqs[members[0]][:n] for i in members)
+
+
+@pytest.mark.slow
+def test_label_logprobs_match_one_conversation_at_a_time():
+    engine = HFEngine(resolve_model("smollm2-135m-instruct").path, batch_size=4)
+    answers = ["Paris is the capital of France.", "Lyon.", "It is Paris, on the Seine.", "Nice"]
+    convs = [
+        [{"role": "user", "content": f"Which is better?\nA: {a}\nB: {b}\nAnswer A or B."}]
+        for a in answers
+        for b in answers
+        if a != b
+    ]
+    shared = engine.label_logprobs(convs, ["A", "B"])
+    ids = engine.label_ids(["A", "B"])
+    for conv, got in zip(convs, shared, strict=True):
+        enc = engine.tokenizer(engine.render(conv), return_tensors="pt", add_special_tokens=False)
+        with torch.inference_mode():
+            logits = engine.model(**enc).logits[0, -1].float()
+        want = torch.log_softmax(logits, -1)[ids].tolist()
+        assert got["A"] == pytest.approx(want[0], abs=1e-3)
+        assert got["B"] == pytest.approx(want[1], abs=1e-3)
