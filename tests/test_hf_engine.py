@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sao.engines.hf import HFEngine
-from sao.engines.prefix import group_by_prefix
+from sao.engines.prefix import group_by_prefix, prefix_waves
 from sao.models import resolve_model
 
 
@@ -17,6 +17,15 @@ def test_group_by_prefix_groups_shared_heads():
     for n, members in groups:
         assert all(n < len(seqs[i]) for i in members)
         assert all(seqs[i][:n] == seqs[members[0]][:n] for i in members)
+
+
+def test_prefix_waves_send_each_shared_prefix_once_before_its_users():
+    rec = lambda r, a, b: f"instructions for record {r:02d} ........ first={a} second={b}"  # noqa: E731
+    texts = [rec(r, a, b) for r in range(2) for a in "xyz" for b in "xyz" if a != b]
+    waves = prefix_waves(texts, min_shared=40)
+    assert sorted(i for wave in waves for i in wave) == list(range(len(texts)))
+    assert len(waves[0]) == 2  # one per record
+    assert len(waves[0]) + len(waves[1]) == 6  # one per (record, first answer)
 
 
 @pytest.mark.slow

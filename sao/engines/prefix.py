@@ -36,3 +36,24 @@ def _common_prefix(a: Sequence[T], b: Sequence[T], limit: int) -> int:
         if a[k] != b[k]:
             return k
     return n
+
+
+def prefix_waves(texts: Sequence[Sequence[T]], min_shared: int = 64) -> list[list[int]]:
+    """Order requests in three waves so each wave finds its prefixes already cached.
+
+    Wave 1 holds one request per family of requests sharing at least `min_shared` items (for the
+    judge: one call per record); wave 2 one request per exact-prefix group (one per answer shown
+    first); wave 3 the rest. A prefix cache (vLLM's) then computes every shared prefix once.
+    """
+    groups = group_by_prefix(texts, min_shared)
+    leaders = [members[0] for _, members in groups]
+    first, second, family_head = [], [], None
+    for i in leaders:
+        shared = 0 if family_head is None else _common_prefix(texts[family_head], texts[i], 10**9)
+        if family_head is None or shared < min_shared:
+            first.append(i)
+            family_head = i
+        else:
+            second.append(i)
+    rest = [i for _, members in groups for i in members[1:]]
+    return [wave for wave in (first, second, rest) if wave]

