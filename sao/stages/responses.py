@@ -10,6 +10,8 @@ def sample(
     engine: Engine, prompts: list[list[Message]], cfg: ResponseConfig, seed: int
 ) -> list[list[Completion]]:
     """K completions per prompt conversation, reproducible from `seed`."""
+    if not prompts:  # every persona of the shard lost its prompt
+        return []
     params = Sampling(
         n=cfg.samples,
         temperature=cfg.temperature,
