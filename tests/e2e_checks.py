@@ -5,13 +5,15 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
 
 from sao.records import RECORD_SCHEMA
 from sao.stages.judge import preference_matrix
-from tests.conftest import ROOT, SAO  # noqa: F401
+from tests.conftest import ROOT
 
 
 def load_records(out: Path) -> datasets.Dataset:
@@ -60,3 +62,16 @@ def check_reversal(result: dict, k: int, tol: float) -> None:
     for a, b in itertools.product(range(k), repeat=2):
         assert math.isclose(backward[a][b], forward[k - 1 - a][k - 1 - b], abs_tol=tol)
         assert math.isclose(forward[a][b], stored[a][b], abs_tol=tol)
+
+
+def rejudge(engine: str, out: Path) -> dict:
+    """Run tests/judge_reversal.py (a script: vLLM needs a __main__ guard) and parse its JSON."""
+    proc = subprocess.run(
+        [sys.executable, "tests/judge_reversal.py", engine, str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 
 from sao.records import shard_name
 from sao.store import read_manifest, read_records
-from tests.conftest import ROOT, TINY, run_sao
-from tests.e2e_checks import check_records, check_reversal, load_records
+from tests.conftest import TINY, run_sao
+from tests.e2e_checks import check_records, check_reversal, load_records, rejudge
 
 pytestmark = pytest.mark.slow
 K = TINY["responses"]["samples"]
@@ -67,12 +63,4 @@ def test_same_seed_gives_identical_records(run, tiny_config, tmp_path):
 
 def test_reversing_responses_reverses_the_matrix(run):
     out, _ = run
-    proc = subprocess.run(
-        [sys.executable, "tests/judge_reversal.py", "hf", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    check_reversal(json.loads(proc.stdout.strip().splitlines()[-1]), K, tol=1e-3)
+    check_reversal(rejudge("hf", out), K, tol=1e-3)

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 
 import pytest
 
 from sao.store import read_manifest
-from tests.conftest import ROOT, TINY, run_sao
-from tests.e2e_checks import check_records, check_reversal, load_records
+from tests.conftest import TINY, run_sao
+from tests.e2e_checks import check_records, check_reversal, load_records, rejudge
 
 pytestmark = [
     pytest.mark.slow,
@@ -39,12 +36,4 @@ def test_records_load_and_hold_invariants(run):
 
 
 def test_reversing_responses_reverses_the_matrix(run):
-    proc = subprocess.run(
-        [sys.executable, "tests/judge_reversal.py", "vllm", str(run)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    check_reversal(json.loads(proc.stdout.strip().splitlines()[-1]), K, tol=2e-3)
+    check_reversal(rejudge("vllm", run), K, tol=2e-3)

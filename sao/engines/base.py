@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+
+from sao.errors import SaoError
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -49,6 +51,17 @@ class Engine(Protocol):
     def close(self) -> None:
         """Release the model and any worker processes."""
         ...
+
+
+def single_token_ids(tokenizer: Any, labels: list[str]) -> list[int]:
+    """Token id of each verdict label; a label must be exactly one token for this tokenizer."""
+    ids = []
+    for label in labels:
+        toks = tokenizer.encode(label, add_special_tokens=False)
+        if len(toks) != 1:
+            raise SaoError(f"judge label {label!r} is {len(toks)} tokens for this model, not 1")
+        ids.append(toks[0])
+    return ids
 
 
 def normalise_pair(logprobs: dict[str, float], first: str, second: str) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from sao.engines.base import Completion, Message, Sampling
+from sao.engines.base import Completion, Message, Sampling, single_token_ids
 from sao.engines.prefix import group_by_prefix
 from sao.errors import SaoError
 
@@ -116,13 +116,7 @@ class HFEngine:
 
     def label_ids(self, labels: list[str]) -> list[int]:
         """Token id of each label; a label must be exactly one token."""
-        ids = []
-        for label in labels:
-            toks = self.tokenizer.encode(label, add_special_tokens=False)
-            if len(toks) != 1:
-                raise SaoError(f"judge label {label!r} is {len(toks)} tokens for this model, not 1")
-            ids.append(toks[0])
-        return ids
+        return single_token_ids(self.tokenizer, labels)
 
     def label_logprobs(
         self, conversations: list[list[Message]], labels: list[str]

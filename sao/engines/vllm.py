@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sao.engines.base import Completion, Message, Sampling
+from sao.engines.base import Completion, Message, Sampling, single_token_ids
 from sao.engines.prefix import prefix_waves
 from sao.errors import SaoError
 
@@ -100,13 +100,7 @@ class VLLMEngine:
 
     def label_ids(self, labels: list[str]) -> list[int]:
         """Token id of each label; a label must be exactly one token."""
-        ids = []
-        for label in labels:
-            toks = self.tokenizer.encode(label, add_special_tokens=False)
-            if len(toks) != 1:
-                raise SaoError(f"judge label {label!r} is {len(toks)} tokens for this model, not 1")
-            ids.append(toks[0])
-        return ids
+        return single_token_ids(self.tokenizer, labels)
 
     def label_logprobs(
         self, conversations: list[list[Message]], labels: list[str]
