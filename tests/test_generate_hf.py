@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
+
 import pytest
 
 from sao.records import shard_name
 from sao.store import read_manifest, read_records
-from tests.conftest import TINY, run_sao
+from tests.conftest import SAO, TINY, run_sao
 from tests.e2e_checks import check_records, check_reversal, load_records, rejudge
 
 pytestmark = pytest.mark.slow
@@ -64,3 +68,25 @@ def test_same_seed_gives_identical_records(run, tiny_config, tmp_path):
 def test_reversing_responses_reverses_the_matrix(run):
     out, _ = run
     check_reversal(rejudge("hf", out), K, tol=1e-3)
+
+
+def test_ctrl_c_exits_130_with_a_resume_hint(tiny_config, tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [SAO, "generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # a shell that started pytest in the background may have SIGINT ignored: restore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while not (out / "manifest.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # inside model loading or the first stage
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("interrupted: committed shards are kept")
+    assert read_manifest(out)["status"] == "running"
