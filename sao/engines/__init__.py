@@ -6,19 +6,10 @@ import importlib.metadata
 import importlib.util
 
 from sao.config import EngineConfig
-from sao.engines.base import Completion, Engine, Message, Sampling
+from sao.engines.base import Completion, Engine, Message, Sampling, cuda_available
 from sao.errors import SaoError
 
 __all__ = ["Completion", "Engine", "Message", "Sampling", "make_engine", "resolve_engine_name"]
-
-
-def _cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
 
 
 def _vllm_cpu_build() -> bool:
@@ -38,7 +29,7 @@ def resolve_engine_name(name: str) -> str:
     """
     if name != "auto":
         return name
-    if importlib.util.find_spec("vllm") and (_cuda() or _vllm_cpu_build()):
+    if importlib.util.find_spec("vllm") and (cuda_available() or _vllm_cpu_build()):
         return "vllm"
     return "hf"
 

@@ -53,6 +53,15 @@ class Engine(Protocol):
         ...
 
 
+def cuda_available() -> bool:
+    """True when torch is installed and sees a CUDA device."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def single_token_ids(tokenizer: Any, labels: list[str]) -> list[int]:
     """Token id of each verdict label; a label must be exactly one token for this tokenizer."""
     ids = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sao.engines.base import Completion, Message, Sampling, single_token_ids
+from sao.engines.base import Completion, Message, Sampling, cuda_available, single_token_ids
 from sao.engines.prefix import prefix_waves
 from sao.errors import SaoError
 
@@ -13,16 +13,6 @@ from sao.errors import SaoError
 # a token budget larger than any shard's prompts keeps prefills whole. Blocks of 32 tokens
 # (CPU default 128) let the judge's shared prefixes hit the prefix cache.
 _CPU_DEFAULTS = {"enforce_eager": True, "max_num_batched_tokens": 65536, "block_size": 32}
-
-
-def _has_cuda() -> bool:
-    """True when a CUDA device is visible."""
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
 
 
 class VLLMEngine:
@@ -51,7 +41,7 @@ class VLLMEngine:
             ) from None
         self._vllm = vllm
         self.version = vllm.__version__
-        if not _has_cuda():
+        if not cuda_available():
             engine_kwargs = {**_CPU_DEFAULTS, **engine_kwargs}
             if dtype == "auto":
                 from sao.engines.hf import cpu_has_bf16

@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 from sao.config import PromptConfig
-from sao.engines.base import Completion, Engine, Message, Sampling
+from sao.engines.base import Completion, Engine, Message
 from sao.personas import Persona
+from sao.stages import sampling
 from sao.templates import Template
 
 # "User prompt:", "Message:", "Here is my message:" ... at the start of the output.
@@ -83,13 +84,7 @@ def synthesize(
     seed: int,
 ) -> list[PromptResult]:
     """Sample `cfg.candidates` prompts per persona; keep the first clean one."""
-    params = Sampling(
-        n=cfg.candidates,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_tokens=cfg.max_tokens,
-        seed=seed,
-    )
+    params = sampling(cfg, cfg.candidates, seed)
     outputs = engine.chat(requests(personas, template), params)
     results = []
     for persona, candidates in zip(personas, outputs, strict=True):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sao.config import ResponseConfig
-from sao.engines.base import Completion, Engine, Message, Sampling
+from sao.engines.base import Completion, Engine, Message
+from sao.stages import sampling
 
 
 def sample(
@@ -12,11 +13,5 @@ def sample(
     """K completions per prompt conversation, reproducible from `seed`."""
     if not prompts:  # every persona of the shard lost its prompt
         return []
-    params = Sampling(
-        n=cfg.samples,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_tokens=cfg.max_tokens,
-        seed=seed,
-    )
+    params = sampling(cfg, cfg.samples, seed)
     return engine.chat(prompts, params)
