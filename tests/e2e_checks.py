@@ -13,7 +13,7 @@ import datasets
 
 from sao.records import RECORD_SCHEMA
 from sao.stages.judge import preference_matrix
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_sao
 
 
 def load_records(out: Path) -> datasets.Dataset:
@@ -75,3 +75,10 @@ def rejudge(engine: str, out: Path) -> dict:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def generate_tiny(engine: str, out: Path, config: Path) -> subprocess.CompletedProcess:
+    """`sao generate` with the tiny config on one engine; fails the test if the command fails."""
+    proc = run_sao("generate", "-c", str(config), "--engine", engine, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc

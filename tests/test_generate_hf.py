@@ -11,7 +11,13 @@ import pytest
 from sao.records import shard_name
 from sao.store import read_manifest, read_records
 from tests.conftest import SAO, TINY, run_sao
-from tests.e2e_checks import check_records, check_reversal, load_records, rejudge
+from tests.e2e_checks import (
+    check_records,
+    check_reversal,
+    generate_tiny,
+    load_records,
+    rejudge,
+)
 
 pytestmark = pytest.mark.slow
 K = TINY["responses"]["samples"]
@@ -20,9 +26,7 @@ K = TINY["responses"]["samples"]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_config):
     out = tmp_path_factory.mktemp("hf") / "out"
-    proc = run_sao("generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out, proc
+    return out, generate_tiny("hf", out, tiny_config)
 
 
 def test_prints_where_the_data_is(run):
@@ -60,8 +64,7 @@ def test_rerun_resumes_and_regenerates_a_lost_shard_identically(run, tiny_config
 
 def test_same_seed_gives_identical_records(run, tiny_config, tmp_path):
     out, _ = run
-    proc = run_sao("generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    generate_tiny("hf", tmp_path, tiny_config)
     assert read_records(tmp_path).to_pylist() == read_records(out).to_pylist()
 
 

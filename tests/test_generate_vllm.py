@@ -7,8 +7,8 @@ import importlib.util
 import pytest
 
 from sao.store import read_manifest
-from tests.conftest import TINY, run_sao
-from tests.e2e_checks import check_records, check_reversal, load_records, rejudge
+from tests.conftest import TINY
+from tests.e2e_checks import check_records, check_reversal, generate_tiny, load_records, rejudge
 
 pytestmark = [
     pytest.mark.slow,
@@ -20,8 +20,7 @@ K = TINY["responses"]["samples"]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, tiny_config):
     out = tmp_path_factory.mktemp("vllm") / "out"
-    proc = run_sao("generate", "-c", str(tiny_config), "--engine", "vllm", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    generate_tiny("vllm", out, tiny_config)
     return out
 
 

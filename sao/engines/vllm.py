@@ -116,7 +116,5 @@ class VLLMEngine:
         return result
 
     def close(self) -> None:
-        """Shut the engine's worker processes down."""
-        llm, self.llm = self.llm, None
-        if llm is not None:
-            del llm
+        """Drop the engine; vLLM shuts its worker processes down when it is collected."""
+        self.llm = None
