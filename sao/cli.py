@@ -69,6 +69,18 @@ def generate(
         int | None, typer.Option("--samples", "-k", help="Responses per prompt (K).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Run seed.")] = None,
+    judge_mode: Annotated[
+        str | None,
+        typer.Option(help="pairwise-logprob (default), pairwise-text or rubric."),
+    ] = None,
+    judge_opponents: Annotated[
+        int | None,
+        typer.Option(help="Judge each answer against about N others; the rest is fitted."),
+    ] = None,
+    pair_strategy: Annotated[
+        str | None,
+        typer.Option(help="best-worst (default), all-above-margin or consistent-only."),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the resolved config and plan, then exit.")
     ] = False,
@@ -87,6 +99,9 @@ def generate(
             "model": model,
             "responses.samples": samples,
             "seed": seed,
+            "judge.mode": judge_mode,
+            "judge.opponents": judge_opponents,
+            "pairs.strategy": pair_strategy,
         },
     )
     result = run(cfg, err, dry_run=dry_run)
@@ -94,6 +109,32 @@ def generate(
         _print_plan(result)
     else:
         _print_summary(result, cfg.output.dir)
+
+
+def _print_judge_stats(mode: str, j: dict[str, Any]) -> None:
+    """One table of the run's judge diagnostics (DESIGN §4)."""
+    if not j.get("records"):
+        return
+    table = Table(title=f"judge ({mode}): how far to trust the labels")
+    for column in ("measure", "value", "meaning"):
+        table.add_column(column)
+    rows = [
+        ("position bias", _fmt(j["position_bias_rate"]), "single-order verdicts that flip on swap"),
+        ("first wins", _fmt(j["first_wins_rate"]), "single-order verdicts for answer shown first"),
+        ("ties", _fmt(j["tie_rate"]), "judged pairs with P within tie_band of 1/2"),
+        ("intransitive", _fmt(j["intransitive_rate"]), "triples of answers with a cycle in P"),
+        ("parse failures", str(j["parse_failures"]), "judge replies counted, not guessed"),
+        ("estimated cells", str(j["estimated_cells"]), "pairs filled by the Bradley-Terry fit"),
+        (
+            "pair margin",
+            _fmt(j["pair_margin_mean"], pct=False, digits=3),
+            "mean score gap of pairs",
+        ),
+        ("length corr", _fmt(j["length_corr"], pct=False, digits=2), "score vs answer tokens"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
 
 
 def _print_plan(result: dict[str, Any]) -> None:
@@ -131,11 +172,122 @@ def _print_summary(manifest: dict[str, Any], out_dir: str) -> None:
     if t["prompt_rejections"]:
         rejected = sorted(t["prompt_rejections"].items())
         out.print("rejected prompt candidates: " + ", ".join(f"{k}={v}" for k, v in rejected))
+    _print_judge_stats(manifest["config"]["judge"]["mode"], t.get("judge", {}))
     if t["flags"]:
         out.print("flags: " + ", ".join(f"{k}={v}" for k, v in sorted(t["flags"].items())))
     out.print(
         f"data: {Path(out_dir) / 'shard-*.arrow'}  manifest: {Path(out_dir) / 'manifest.json'}"
     )
+
+
+@app.command("judge-eval")
+@user_errors
+def judge_eval_cmd(
+    probes: Annotated[
+        str | None, typer.Argument(help="JSONL of probes (prompt, better, worse); default: shipped")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML config: model, engine, judge.")
+    ] = None,
+    engine: Annotated[str | None, typer.Option(help="auto, hf or vllm.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model alias, folder or hub id.")] = None,
+    modes: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: single-order, pairwise-logprob, pairwise-text, rubric."
+        ),
+    ] = ",".join(("single-order", "pairwise-logprob", "pairwise-text", "rubric")),
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N probes.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results here.")
+    ] = None,
+) -> None:
+    """Measure each judge mode on probes with a known better answer. Example: sao judge-eval"""
+    import json
+
+    from sao.config import load_config
+    from sao.engines import make_engine, resolve_engine_name
+    from sao.judge_eval import MODES, bundled_probes, evaluate, load_probes
+    from sao.models import resolve_model
+
+    chosen = [m.strip() for m in modes.split(",") if m.strip()]
+    unknown = [m for m in chosen if m not in MODES]
+    if unknown or not chosen:
+        raise SaoError(
+            f"unknown judge mode {unknown[0] if unknown else '(none)'}; use {', '.join(MODES)}"
+        )
+    cfg = load_config(config, {"engine.name": engine, "model": model})
+    items = load_probes(probes or bundled_probes())[:limit]
+    resolved = resolve_model(cfg.model)
+    name = resolve_engine_name(cfg.engine.name)
+    with err.status(f"loading {resolved.name} on engine {name}"):
+        backend = make_engine(cfg.engine, resolved.path, cfg.seed)
+    try:
+        with err.status(f"judging {len(items)} probes in {len(chosen)} modes"):
+            result = evaluate(backend, items, cfg.judge, chosen)
+    finally:
+        backend.close()
+    result.update(model=resolved.name, engine=name)
+    _print_judge_eval(result)
+    if json_out is not None:
+        try:
+            json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise SaoError(f"cannot write {json_out}: {exc.strerror or exc}") from None
+        out.print(f"wrote {json_out}")
+
+
+def _fmt(value: float | None, pct: bool = True, digits: int = 1) -> str:
+    """A rate as a percentage, or a number; '-' when there was nothing to measure."""
+    if value is None:
+        return "-"
+    return f"{100 * value:.1f}%" if pct else f"{value:.{digits}f}"
+
+
+def _print_judge_eval(result: dict[str, Any]) -> None:
+    title = f"judge-eval: {result['probes']} probes, {result['model']} on {result['engine']}"
+    table = Table(title=title)
+    table.add_column("mode", no_wrap=True)
+    for column in ("accuracy", "pos. bias", "raw flips", "ties", "unparsed", "gen tok", "in tok"):
+        table.add_column(column, justify="right")
+    for mode, r in result["modes"].items():
+        table.add_row(
+            mode,
+            _fmt(r["accuracy"]),
+            _fmt(r["position_bias_rate"]),
+            _fmt(r["raw_flip_rate"]),
+            _fmt(r["tie_rate"]),
+            str(r["parse_failures"]),
+            _fmt(r["generated_tokens_per_comparison"], pct=False),
+            _fmt(r["prompt_tokens_per_comparison"], pct=False),
+        )
+    out.print(table)
+    kinds = sorted({k for r in result["modes"].values() for k in r["by_kind"]})
+    by_kind = Table(title="accuracy by probe kind")
+    by_kind.add_column("mode")
+    for kind in kinds:
+        by_kind.add_column(kind, justify="right")
+    for mode, r in result["modes"].items():
+        by_kind.add_row(mode, *(_fmt(r["by_kind"].get(k)) for k in kinds))
+    out.print(by_kind)
+    modes = list(result["agreement"])
+    agree = Table(title="agreement between modes (same verdict, better shown first)")
+    agree.add_column("")
+    for mode in modes:
+        agree.add_column(mode.removeprefix("pairwise-"), justify="right")
+    for a in modes:
+        agree.add_row(a, *(_fmt(result["agreement"][a][b]) for b in modes))
+    out.print(agree)
+    out.print(
+        "pos. bias: verdict changes when the answers swap places; raw flips: single-order "
+        "verdicts that follow the position (cancelled by the swap); gen/in tok: tokens generated "
+        "and read per comparison"
+    )
+    for mode, r in result["modes"].items():
+        if r.get("rubric_scale_fit"):
+            out.print(
+                f"{mode}: judge.rubric_scale fitted on these probes: {r['rubric_scale_fit']:.3f}"
+            )
 
 
 @config_app.command("init")

@@ -59,18 +59,50 @@ class ResponseConfig(_Section):
     max_tokens: int = Field(256, ge=8)
 
 
-class JudgeConfig(_Section):
-    """Pairwise self-judge from verdict-label log-probabilities, both orders."""
+JudgeMode = Literal["pairwise-logprob", "pairwise-text", "rubric"]
+DEFAULT_JUDGE_TEMPLATES: dict[str, str] = {
+    "pairwise-logprob": "judge_pairwise.j2",
+    "pairwise-text": "judge_pairwise_text.j2",
+    "rubric": "judge_rubric.j2",
+}
 
-    template: str = Field("judge_pairwise.j2", description="jinja2 template in templates/")
+
+class JudgeConfig(_Section):
+    """The self-judge: how K answers become a preference matrix P (DESIGN §4)."""
+
+    mode: JudgeMode = Field(
+        "pairwise-logprob",
+        description="pairwise-logprob | pairwise-text (no logprobs needed) | rubric (pointwise)",
+    )
+    template: str | None = Field(None, description="jinja2 template; null: the mode's default")
     labels: tuple[str, str] = Field(("A", "B"), description="single-token verdict labels")
+    opponents: int | None = Field(
+        None, ge=1, description="pairwise: null judges every pair; n: ~n per answer, rest fitted"
+    )
+    max_tokens: int = Field(32, ge=4, description="text verdicts and rubric JSON: token cap")
+    rubric_scoring: Literal["auto", "logprob", "json"] = Field(
+        "auto", description="rubric: score expectation from logprobs, or a JSON-schema answer"
+    )
+    rubric_scale: float = Field(
+        0.5, gt=0, description="rubric: P[i][j] = sigmoid((s_i - s_j) / scale); judge-eval fits it"
+    )
+    tie_band: float = Field(0.02, ge=0, lt=0.5, description="|P - 1/2| within this is a tie")
+
+    def template_name(self) -> str:
+        """The template this mode renders."""
+        return self.template or DEFAULT_JUDGE_TEMPLATES[self.mode]
 
 
 class PairConfig(_Section):
     """How preference pairs are picked from the scores."""
 
-    strategy: Literal["best-worst"] = "best-worst"
+    strategy: Literal["best-worst", "all-above-margin", "consistent-only"] = Field(
+        "best-worst", description="consistent-only: pairs whose verdict survives the swap"
+    )
     min_margin: float = Field(0.01, ge=0, le=1, description="score gap below which no pair")
+    max_length_ratio: float | None = Field(
+        None, ge=1, description="length control: drop pairs whose chosen is this x longer"
+    )
 
 
 class OutputConfig(_Section):

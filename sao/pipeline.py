@@ -27,6 +27,8 @@ from sao.models import resolve_model
 from sao.personas import Persona, load_personas, sample_personas
 from sao.records import record_id
 from sao.stages import judge, pairs, prompts, responses
+from sao.stages.bradley_terry import schedule
+from sao.stages.judge_diagnostics import run_summary
 from sao.store import Store
 from sao.templates import Template
 
@@ -62,22 +64,32 @@ class Plan:
     max_tokens: dict[str, int]
 
 
+def judge_calls_per_record(cfg: RunConfig) -> tuple[int, int]:
+    """Judge calls for one record of K answers, and the tokens each may generate."""
+    k, jc = cfg.responses.samples, cfg.judge
+    if jc.mode == "rubric":
+        return k, 1 if jc.rubric_scoring != "json" else jc.max_tokens
+    calls = 2 * len(schedule(k, jc.opponents))
+    return calls, 1 if jc.mode == "pairwise-logprob" else jc.max_tokens
+
+
 def make_plan(cfg: RunConfig, n_personas: int) -> Plan:
     """Upper bounds: every persona keeps a prompt and every sample runs to max_tokens."""
     k = cfg.responses.samples
     shards = -(-n_personas // cfg.output.shard_size)
+    judge_calls, judge_tokens = judge_calls_per_record(cfg)
     return Plan(
         personas=n_personas,
         shards=shards,
         calls={
             "prompts": n_personas * cfg.prompts.candidates,
             "responses": n_personas * k,
-            "judge": n_personas * k * (k - 1),
+            "judge": n_personas * judge_calls,
         },
         max_tokens={
             "prompts": n_personas * cfg.prompts.candidates * cfg.prompts.max_tokens,
             "responses": n_personas * k * cfg.responses.max_tokens,
-            "judge": n_personas * k * (k - 1),
+            "judge": n_personas * judge_calls * judge_tokens,
         },
     )
 
@@ -132,14 +144,18 @@ def run_shard(
     verdicts = stage(
         "judge",
         lambda: judge.judge(engine, items, templates["judge"], cfg.judge),
-        lambda results: sum(len(v.judgments) for v in results),  # one token per judge call
+        lambda results: sum(v.diagnostics.calls for v in results),  # progress: calls/s
     )
     judge_calls = tokens["judge"]
+    judge_sums: Counter[str] = Counter()
 
     records = []
     flag_counts: Counter[str] = Counter()
     for (persona, result), comps, verdict in zip(kept, sampled, verdicts, strict=True):
-        chosen, pair_flags = pairs.select(verdict.scores, cfg.pairs)
+        lengths = [c.num_tokens for c in comps]
+        chosen, pair_flags = pairs.select(verdict, lengths, cfg.pairs)
+        verdict.diagnostics.observe_pairs([p["margin"] for p in chosen], verdict.scores, lengths)
+        judge_sums.update(verdict.diagnostics.sums())
         truncated = sum(c.finish_reason == "length" for c in comps)
         flags = [*result.flags, *verdict.flags, *pair_flags]
         if truncated:
@@ -162,9 +178,11 @@ def run_shard(
                     for c in comps
                 ],
                 "pref_matrix": verdict.matrix,
+                "pref_estimated": verdict.estimated,
                 "scores": verdict.scores,
                 "judgments": verdict.judgments,
                 "pairs": chosen,
+                "judge_stats": verdict.diagnostics.record(),
                 "flags": flags,
             }
         )
@@ -178,6 +196,7 @@ def run_shard(
         "tokens": tokens,
         "wall_s": {k: round(v, 3) for k, v in wall.items()},
         "flags": dict(flag_counts),
+        "judge": dict(judge_sums),
     }
     return records, stats
 
@@ -190,7 +209,7 @@ def flag_kind(flag: str) -> str:
 
 def totals(shards: list[dict[str, Any]]) -> dict[str, Any]:
     """Run totals summed over every committed shard's stats."""
-    counted = ("tokens", "wall_s", "flags", "prompt_rejections")
+    counted = ("tokens", "wall_s", "flags", "prompt_rejections", "judge")
     out: dict[str, Any] = {key: Counter() for key in counted}
     for key in ("personas", "records", "pairs", "prompts_rejected", "judge_calls"):
         out[key] = sum(s["stats"][key] for s in shards)
@@ -199,6 +218,7 @@ def totals(shards: list[dict[str, Any]]) -> dict[str, Any]:
             out[key].update(s["stats"][key])
     for key in counted:
         out[key] = {k: round(v, 3) if isinstance(v, float) else v for k, v in out[key].items()}
+    out["judge"] = run_summary(out["judge"])
     return out
 
 
@@ -249,7 +269,10 @@ def generate(
     model = resolve_model(cfg.model, prepare=not dry_run)
     pool = load_personas(cfg.personas.source)
     chosen = sample_personas(pool, cfg.personas.count, cfg.seed)
-    templates = {"prompts": Template(cfg.prompts.template), "judge": Template(cfg.judge.template)}
+    templates = {
+        "prompts": Template(cfg.prompts.template),
+        "judge": Template(cfg.judge.template_name()),
+    }
     plan = make_plan(cfg, len(chosen))
     if dry_run:
         return {"config": cfg.model_dump(mode="json"), "plan": plan.__dict__}

@@ -6,7 +6,7 @@ import hashlib
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MANIFEST_NAME = "manifest.json"
 SHARD_GLOB = "shard-*.arrow"
 
@@ -21,11 +21,33 @@ RESPONSE = pa.struct(
 )
 JUDGMENT = pa.struct(
     [
-        ("i", pa.int32()),  # response shown first
-        ("j", pa.int32()),  # response shown second
-        ("order", pa.string()),  # "forward" when i < j, "swapped" when the pair was shown reversed
-        ("p_first", pa.float32()),  # probability that the response shown first wins
-        ("raw", pa.string()),  # JSON of the verdict labels' log-probabilities
+        ("i", pa.int32()),  # pairwise: answer shown first; rubric: the answer scored
+        ("j", pa.int32()),  # pairwise: answer shown second; rubric: null
+        ("order", pa.string()),  # "forward" (i < j), "swapped" (i > j) or "pointwise" (rubric)
+        ("p_first", pa.float32()),  # p(first wins); text: 1, 0 or null when unparsed
+        ("score", pa.float32()),  # rubric: the answer's score (0-5); null otherwise
+        ("verdict", pa.string()),  # "first" | "second" | rubric score | "unparsed"
+        ("tokens", pa.int32()),  # tokens the judge generated for this call
+        ("raw", pa.string()),  # label log-probs as JSON, or the judge's generated text
+    ]
+)
+JUDGE_STATS = pa.struct(
+    [
+        ("mode", pa.string()),
+        ("calls", pa.int32()),  # judge engine calls for this record
+        ("generated_tokens", pa.int32()),
+        ("pairs_judged", pa.int32()),  # unordered pairs with a measured P cell
+        ("estimated_cells", pa.int32()),  # unordered pairs filled by the Bradley-Terry fit
+        ("decisive_pairs", pa.int32()),  # pairs whose two single-order verdicts are both decided
+        ("position_flips", pa.int32()),  # ... and pick different answers (the order decided)
+        ("position_bias_rate", pa.float32()),  # flips / decisive pairs; null for rubric
+        ("first_wins_rate", pa.float32()),  # single-order verdicts for the answer shown first
+        ("ties", pa.int32()),  # measured cells with |P - 1/2| <= tie_band
+        ("tie_rate", pa.float32()),
+        ("intransitive_triples", pa.int32()),  # triples with a preference cycle in P
+        ("parse_failures", pa.int32()),
+        ("pair_margin_mean", pa.float32()),  # over the selected pairs; null when none
+        ("length_corr", pa.float32()),  # Pearson(score, tokens) over the K answers; null if flat
     ]
 )
 PAIR = pa.struct(
@@ -46,9 +68,11 @@ RECORD_SCHEMA = pa.schema(
         ("prompt", pa.list_(MESSAGE)),
         ("responses", pa.list_(RESPONSE)),
         ("pref_matrix", pa.list_(pa.list_(pa.float32()))),
+        ("pref_estimated", pa.list_(pa.list_(pa.bool_()))),  # True: cell from Bradley-Terry
         ("scores", pa.list_(pa.float32())),
         ("judgments", pa.list_(JUDGMENT)),
         ("pairs", pa.list_(PAIR)),
+        ("judge_stats", JUDGE_STATS),
         ("flags", pa.list_(pa.string())),
     ],
     metadata={"sao_schema_version": str(SCHEMA_VERSION)},

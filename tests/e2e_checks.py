@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import datasets
+import yaml
 
 from sao.records import RECORD_SCHEMA
-from sao.stages.judge import preference_matrix
-from tests.conftest import ROOT, run_sao
+from sao.store import read_manifest
+from tests.conftest import ROOT, TINY, run_sao
+from tests.judge_checks import check_judge, check_pairs
 
 
 def load_records(out: Path) -> datasets.Dataset:
@@ -25,35 +27,36 @@ def load_records(out: Path) -> datasets.Dataset:
     return ds
 
 
-def check_records(records: list[dict], k: int) -> None:
-    """K responses, matrix invariants, pairs ordered by score, P consistent with judgments."""
+def check_records(records: list[dict], k: int, config: dict) -> None:
+    """K responses, judge matrix and diagnostics re-derived, pairs by the configured strategy."""
     assert records, "no records"
     for rec in records:
         assert len(rec["responses"]) == k
         assert all(r["text"] for r in rec["responses"])
-        p = rec["pref_matrix"]
-        assert len(p) == k and all(len(row) == k for row in p)
-        for i, j in itertools.product(range(k), repeat=2):
-            assert 0.0 <= p[i][j] <= 1.0
-            assert math.isclose(p[i][j] + p[j][i], 1.0, abs_tol=1e-6)
-        assert all(p[i][i] == 0.5 for i in range(k))
-        assert [round(s, 5) for s in rec["scores"]] == [round(sum(r) / k, 5) for r in p]
-        assert len(rec["judgments"]) == k * (k - 1)
-        first_wins = {(j["i"], j["j"]): j["p_first"] for j in rec["judgments"]}
-        rebuilt = preference_matrix(k, first_wins)
-        for i, j in itertools.product(range(k), repeat=2):
-            assert math.isclose(rebuilt[i][j], p[i][j], abs_tol=1e-6)
-        for j in rec["judgments"]:
-            assert set(json.loads(j["raw"])) == {"A", "B"}
-        for pair in rec["pairs"]:
-            assert rec["scores"][pair["chosen"]] > rec["scores"][pair["rejected"]]
-            assert math.isclose(
-                pair["margin"],
-                rec["scores"][pair["chosen"]] - rec["scores"][pair["rejected"]],
-                abs_tol=1e-5,
-            )
-        if not rec["pairs"]:
-            assert any(f.startswith("no_pair:") for f in rec["flags"])
+        check_judge(rec, config["judge"])
+        check_pairs(rec, config["pairs"])
+
+
+def check_run_diagnostics(manifest: dict, records: list[dict]) -> None:
+    """The manifest's judge totals are the sums of the records' judge_stats."""
+    totals = manifest["totals"]["judge"]
+    assert totals["records"] == len(records)
+    for key in ("calls", "generated_tokens", "position_flips", "decisive_pairs", "ties"):
+        assert totals[key] == sum(r["judge_stats"][key] for r in records), key
+    for key in ("parse_failures", "estimated_cells", "intransitive_triples"):
+        assert totals[key] == sum(r["judge_stats"][key] for r in records), key
+    decisive = totals["decisive_pairs"]
+    if decisive:
+        assert math.isclose(totals["position_bias_rate"], totals["position_flips"] / decisive)
+
+
+def generate_with(engine: str, out: Path, tmp: Path, **sections: dict) -> dict:
+    """`sao generate` with the tiny config plus `sections` merged in; returns the config used."""
+    config = {**TINY, **sections}
+    path = tmp / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    generate_tiny(engine, out, path)
+    return read_manifest(out)["config"]
 
 
 def check_reversal(result: dict, k: int, tol: float) -> None:

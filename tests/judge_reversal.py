@@ -19,7 +19,7 @@ if __name__ == "__main__":
     cfg = RunConfig.model_validate({**manifest["config"], "output": {}})
     record = read_records(out).to_pylist()[0]
     engine = make_engine(EngineConfig(name=engine_name), resolve_model(cfg.model).path, cfg.seed)
-    template = Template(cfg.judge.template)
+    template = Template(cfg.judge.template_name())
     prompt = record["prompt"][0]["content"]
     texts = [r["text"] for r in record["responses"]]
     forward, backward = judge.judge(

@@ -76,3 +76,35 @@ def test_config_init_writes_a_valid_config_and_refuses_to_overwrite(tmp_path):
     assert run_sao("config", "init", str(path)).returncode == 0
     assert RunConfig.model_validate(yaml.safe_load(path.read_text())) == RunConfig()
     assert_one_line_error(run_sao("config", "init", str(path)), "exists")
+
+
+def test_dry_run_plans_the_judge_mode_and_its_budget():
+    proc = run_sao("generate", "--personas", "10", "--samples", "6", "--dry-run")
+    assert "300" in proc.stdout  # all 15 pairs, both orders: 10 * 30
+    args = ("generate", "--personas", "10", "--samples", "6", "--dry-run", "--judge-mode")
+    assert "60" in run_sao(*args, "rubric").stdout  # one call per answer: 10 * 6
+    proc = run_sao(*args, "pairwise-logprob", "--judge-opponents", "2")
+    assert "120" in proc.stdout  # the ring: 6 pairs, both orders: 10 * 12
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        (None, ["probe file not found"]),
+        (
+            '{"prompt": "Hi", "better": "Hello!", "worse": "Go away."}\n{"prompt": "x"}\n',
+            ["line 2", "better"],
+        ),
+        ("[1, 2]\n", ["line 1", "JSON object"]),
+        ("", ["no probes"]),
+    ],
+)
+def test_judge_eval_bad_probe_files(tmp_path, content, fragments):
+    path = tmp_path / "probes.jsonl"
+    if content is not None:
+        path.write_text(content)
+    assert_one_line_error(run_sao("judge-eval", str(path)), *fragments)
+
+
+def test_judge_eval_unknown_mode():
+    assert_one_line_error(run_sao("judge-eval", "--modes", "pairwise,rubric"), "unknown judge mode")

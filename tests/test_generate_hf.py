@@ -14,7 +14,9 @@ from tests.conftest import SAO, TINY, run_sao
 from tests.e2e_checks import (
     check_records,
     check_reversal,
+    check_run_diagnostics,
     generate_tiny,
+    generate_with,
     load_records,
     rejudge,
 )
@@ -38,14 +40,32 @@ def test_prints_where_the_data_is(run):
 def test_records_load_with_datasets_and_hold_invariants(run):
     out, _ = run
     ds = load_records(out)
-    check_records(ds.to_list(), K)
     manifest = read_manifest(out)
+    check_records(ds.to_list(), K, manifest["config"])
+    check_run_diagnostics(manifest, ds.to_list())
     assert manifest["status"] == "complete"
     assert sum(s["rows"] for s in manifest["shards"]) == ds.num_rows
     assert manifest["totals"]["records"] == ds.num_rows
     assert manifest["engine"]["name"] == "hf"
     assert set(manifest["templates"]) == {"persona_prompt.j2", "judge_pairwise.j2"}
     assert manifest["totals"]["tokens"]["responses"] > 0
+
+
+def test_text_judge_with_a_pairs_budget_and_consistent_pairs(tmp_path):
+    config = generate_with(
+        "hf",
+        tmp_path / "out",
+        tmp_path,
+        responses={"samples": 4, "max_tokens": 40},
+        judge={"mode": "pairwise-text", "opponents": 1},
+        pairs={"strategy": "consistent-only", "min_margin": 0.0},
+    )
+    records = read_records(tmp_path / "out").to_pylist()
+    check_records(records, 4, config)
+    check_run_diagnostics(read_manifest(tmp_path / "out"), records)
+    for rec in records:
+        assert rec["judge_stats"]["calls"] == 8  # the ring: 4 of 6 pairs, both orders
+        assert rec["judge_stats"]["estimated_cells"] >= 2
 
 
 def test_rerun_resumes_and_regenerates_a_lost_shard_identically(run, tiny_config):

@@ -6,9 +6,17 @@ import importlib.util
 
 import pytest
 
-from sao.store import read_manifest
+from sao.store import read_manifest, read_records
 from tests.conftest import TINY
-from tests.e2e_checks import check_records, check_reversal, generate_tiny, load_records, rejudge
+from tests.e2e_checks import (
+    check_records,
+    check_reversal,
+    check_run_diagnostics,
+    generate_tiny,
+    generate_with,
+    load_records,
+    rejudge,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,8 +34,9 @@ def run(tmp_path_factory, tiny_config):
 
 def test_records_load_and_hold_invariants(run):
     ds = load_records(run)
-    check_records(ds.to_list(), K)
     manifest = read_manifest(run)
+    check_records(ds.to_list(), K, manifest["config"])
+    check_run_diagnostics(manifest, ds.to_list())
     assert manifest["engine"]["name"] == "vllm"
     assert manifest["status"] == "complete"
     seeds = {r["seed"] for rec in ds.to_list() for r in rec["responses"]}
@@ -36,3 +45,17 @@ def test_records_load_and_hold_invariants(run):
 
 def test_reversing_responses_reverses_the_matrix(run):
     check_reversal(rejudge("vllm", run), K, tol=2e-3)
+
+
+def test_rubric_judge_with_all_pairs_above_margin_and_length_control(tmp_path):
+    config = generate_with(
+        "vllm",
+        tmp_path / "out",
+        tmp_path,
+        judge={"mode": "rubric"},
+        pairs={"strategy": "all-above-margin", "min_margin": 0.0, "max_length_ratio": 1.5},
+    )
+    records = read_records(tmp_path / "out").to_pylist()
+    check_records(records, K, config)
+    check_run_diagnostics(read_manifest(tmp_path / "out"), records)
+    assert all(rec["judge_stats"]["calls"] == K for rec in records)  # one call per answer

@@ -13,13 +13,17 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 @dataclass(frozen=True)
 class Sampling:
-    """Sampling parameters of one engine call; `seed` makes the call reproducible."""
+    """Sampling parameters of one engine call; `seed` makes the call reproducible.
+
+    `json_schema` (JSON text) constrains the output to that schema (structured outputs).
+    """
 
     n: int = 1
     temperature: float = 0.7
     top_p: float = 0.95
     max_tokens: int = 256
     seed: int | None = None
+    json_schema: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class Engine(Protocol):
     """What the stages need from an inference backend (DESIGN §3)."""
 
     name: str
+    supports_logprobs: bool  # False: the judge falls back to text verdicts
+    generated_tokens: int  # running count of tokens generated (a label read counts as one)
 
     def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
         """One inner list per conversation, `params.n` completions each, in order."""

@@ -24,6 +24,7 @@ class HFEngine:
     """Runs a causal LM with transformers on CPU or one GPU."""
 
     name = "hf"
+    supports_logprobs = True
 
     def __init__(self, model_path: str, *, dtype: str = "auto", batch_size: int = 32) -> None:
         import torch
@@ -48,6 +49,8 @@ class HFEngine:
         gen = self.model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
+        self._grammars = None  # xgrammar compiler, built on the first structured-output call
+        self.generated_tokens = 0  # tokens produced so far (a label read counts as one)
 
     def _pick_dtype(self, dtype: str):
         """bf16 on GPU and on CPUs with native bf16, fp32 elsewhere, unless the config says."""
@@ -87,8 +90,10 @@ class HFEngine:
             if seed is not None:
                 torch.manual_seed(seed)
             enc = self._encode([texts[i] for i in idx])
+            processors = self._schema_processors(params.json_schema)
             with torch.inference_mode():
                 seqs = self.model.generate(
+                    logits_processor=processors,
                     **enc,
                     do_sample=sample,
                     temperature=params.temperature if sample else None,
@@ -100,8 +105,28 @@ class HFEngine:
                 )
             new = seqs[:, enc["input_ids"].shape[1] :].tolist()
             for row, tokens in enumerate(new):
-                out[idx[row // params.n]].append(self._completion(tokens, seed))
+                completion = self._completion(tokens, seed)
+                self.generated_tokens += completion.num_tokens
+                out[idx[row // params.n]].append(completion)
         return out
+
+    def _schema_processors(self, schema: str | None) -> list | None:
+        """A fresh xgrammar logits processor holding generation to `schema`, or None."""
+        if schema is None:
+            return None
+        try:
+            import xgrammar
+            from xgrammar.contrib.hf import LogitsProcessor
+        except ImportError:
+            raise SaoError(
+                "structured output on the hf engine needs xgrammar: pip install xgrammar"
+            ) from None
+        if self._grammars is None:
+            info = xgrammar.TokenizerInfo.from_huggingface(
+                self.tokenizer, vocab_size=self.model.config.vocab_size
+            )
+            self._grammars = xgrammar.GrammarCompiler(info)
+        return [LogitsProcessor(self._grammars.compile_json_schema(schema))]
 
     def _completion(self, tokens: list[int], seed: int | None) -> Completion:
         """Cut a generated row at its first end-of-turn token."""
@@ -137,6 +162,7 @@ class HFEngine:
             members = [i for _, group in chunk for i in group]
             for row, values in zip(members, logp, strict=True):
                 out[row] = dict(zip(labels, values, strict=True))
+        self.generated_tokens += len(tokens)  # one next-token distribution per conversation
         return out
 
     def _tokens(self, conversation: list[Message]) -> list[int]:

@@ -19,6 +19,7 @@ class VLLMEngine:
     """Runs a model with `vllm.LLM`; all conversations of a call go to the engine at once."""
 
     name = "vllm"
+    supports_logprobs = True
 
     def __init__(
         self,
@@ -57,12 +58,18 @@ class VLLMEngine:
             **engine_kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
+        self.generated_tokens = 0  # tokens produced so far, as vLLM reports them
         if getattr(self.tokenizer, "chat_template", None) is None:
             raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")
 
     def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
         """One request per conversation with `n` samples and its own seed (base seed + index)."""
         per_request = []
+        structured = None
+        if params.json_schema is not None:
+            from vllm.sampling_params import StructuredOutputsParams
+
+            structured = StructuredOutputsParams(json=params.json_schema)
         for index in range(len(conversations)):
             seed = None if params.seed is None else params.seed + index
             per_request.append(
@@ -72,9 +79,11 @@ class VLLMEngine:
                     top_p=params.top_p,
                     max_tokens=params.max_tokens,
                     seed=seed,
+                    structured_outputs=structured,
                 )
             )
         outputs = self.llm.chat(conversations, sampling_params=per_request, use_tqdm=False)
+        self.generated_tokens += sum(len(c.token_ids) for out in outputs for c in out.outputs)
         return [
             [
                 Completion(
@@ -109,6 +118,7 @@ class VLLMEngine:
             batch = [conversations[i] for i in wave]
             outputs = self.llm.chat(batch, sampling_params=params, use_tqdm=False)
             for i, out in zip(wave, outputs, strict=True):
+                self.generated_tokens += len(out.outputs[0].token_ids)
                 step = out.outputs[0].logprobs[0]
                 result[i] = {
                     label: float(step[tid].logprob) for label, tid in zip(labels, ids, strict=True)

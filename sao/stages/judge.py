@@ -1,41 +1,40 @@
-"""Stage 3: the pairwise self-judge, both orders, from verdict-label log-probabilities (DESIGN §4).
+"""Stage 3: the self-judge (DESIGN §4). Every mode turns K answers into a K×K matrix P.
 
-For responses i and j the judge sees (i first, j second) and (j first, i second); with
-p_fwd = p(first wins | i first) and p_swp = p(first wins | j first),
-P[i][j] = ½·[p_fwd + (1 − p_swp)]. Swapping i and j swaps the two calls, so P[j][i] = 1 − P[i][j]
-and position bias cancels by construction. Scores are row means of P (diagonal ½).
+Pairwise modes show each judged pair (i, j) in both orders. With p_fwd = p(first wins | i
+first) and p_swp = p(first wins | j first), P[i][j] = ½·[p_fwd + (1 − p_swp)]: swapping i and j
+swaps the two calls, so P[j][i] = 1 − P[i][j] and position bias cancels by construction.
+`pairwise-logprob` reads p from the two labels' next-token log-probabilities (one token per
+order); `pairwise-text` parses a greedy reply, so p is 1 or 0 and a pair counts only when both
+orders agree (½ otherwise). `rubric` scores answers one at a time (judge_rubric.py). Cells the
+judge did not measure (a pairs budget, a parse failure) come from a Bradley–Terry fit and are
+marked in `estimated`. Scores are row means of P (diagonal ½).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 
 from sao.config import JudgeConfig
 from sao.engines.base import Engine, Message, normalise_pair
+from sao.stages import judge_rubric
+from sao.stages.bradley_terry import Pair, schedule
+from sao.stages.judge_diagnostics import Diagnostics
+from sao.stages.judge_text import text_calls
+from sao.stages.verdicts import Call, Verdicts, assemble, count_flag, row_means
 from sao.templates import Template
 
 LOW_LABEL_MASS = 0.5  # below this total probability on the two labels, the verdict is weak
 
-
-@dataclass
-class Verdicts:
-    """The judge's output for one record."""
-
-    matrix: list[list[float]]
-    scores: list[float]
-    judgments: list[dict] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)
+__all__ = ["Verdicts", "judge", "ordered_calls", "row_means"]
 
 
-def ordered_pairs(k: int) -> list[tuple[int, int, str]]:
-    """Every judge call for K responses: (shown first, shown second, order)."""
+def ordered_calls(pairs: list[Pair]) -> list[tuple[int, int, str]]:
+    """Both orders of every judged pair: (shown first, shown second, order)."""
     calls = []
-    for i in range(k):
-        for j in range(i + 1, k):
-            calls.append((i, j, "forward"))
-            calls.append((j, i, "swapped"))
+    for i, j in pairs:
+        calls.append((i, j, "forward"))
+        calls.append((j, i, "swapped"))
     return calls
 
 
@@ -49,51 +48,92 @@ def request(
     return [{"role": "user", "content": content}]
 
 
-def preference_matrix(k: int, p_first: dict[tuple[int, int], float]) -> list[list[float]]:
-    """P from the first-wins probability of every ordered pair (keys: (shown first, second))."""
-    matrix = [[0.5] * k for _ in range(k)]
-    for i in range(k):
-        for j in range(i + 1, k):
-            pij = 0.5 * (p_first[(i, j)] + (1.0 - p_first[(j, i)]))
-            matrix[i][j], matrix[j][i] = pij, 1.0 - pij
-    return matrix
+def logprob_calls(
+    engine: Engine, conversations: list[list[Message]], labels: tuple[str, str]
+) -> list[Call]:
+    """Single-order verdicts from the two labels' next-token log-probabilities."""
+    calls = []
+    for lp in engine.label_logprobs(conversations, list(labels)) if conversations else []:
+        p = normalise_pair(lp, labels[0], labels[1])
+        verdict = "first" if p > 0.5 else "second" if p < 0.5 else "tie"
+        mass = sum(math.exp(v) for v in lp.values() if v > -math.inf)
+        calls.append(
+            Call(verdict, 1, json.dumps(lp), p_first=p, low_label_mass=mass < LOW_LABEL_MASS)
+        )
+    return calls
 
 
-def row_means(matrix: list[list[float]]) -> list[float]:
-    """Score of each response: its mean win probability, diagonal included."""
-    return [sum(row) / len(row) for row in matrix]
+def pairwise_record(
+    k: int, calls: dict[Pair, Call], order: list[tuple[int, int, str]], cfg: JudgeConfig
+) -> Verdicts:
+    """One record's P, diagnostics and flags from its single-order calls (both orders)."""
+    diag = Diagnostics(mode=cfg.mode, calls=len(calls))
+    diag.generated_tokens = sum(c.tokens for c in calls.values())
+    diag.parse_failures = sum(c.verdict == "unparsed" for c in calls.values())
+    decided = [(shown, c) for shown, c in calls.items() if c.verdict in ("first", "second")]
+    diag.decided_calls = len(decided)
+    diag.first_wins = sum(c.verdict == "first" for _, c in decided)
+    measured: dict[Pair, float] = {}
+    consistent: dict[Pair, int] = {}
+    disagreements = 0
+    for i, j, direction in order:
+        if direction != "forward":
+            continue
+        fwd, swp = calls[(i, j)], calls[(j, i)]
+        if fwd.p_first is None or swp.p_first is None:
+            continue  # an unparsed order: the cell is estimated, never guessed
+        measured[(i, j)] = 0.5 * (fwd.p_first + (1.0 - swp.p_first))
+        if fwd.verdict in ("first", "second") and swp.verdict in ("first", "second"):
+            diag.decisive_pairs += 1
+            winner_fwd = i if fwd.verdict == "first" else j
+            winner_swp = j if swp.verdict == "first" else i
+            if winner_fwd == winner_swp:
+                consistent[(i, j)] = winner_fwd
+            else:
+                diag.position_flips += 1
+                disagreements += 1
+    judgments = [
+        {
+            "i": first,
+            "j": second,
+            "order": direction,
+            "p_first": calls[(first, second)].p_first,
+            "score": None,
+            "verdict": calls[(first, second)].verdict,
+            "tokens": calls[(first, second)].tokens,
+            "raw": calls[(first, second)].raw,
+        }
+        for first, second, direction in order
+    ]
+    flags: list[str] = []
+    count_flag(flags, "judge_parse_failure", diag.parse_failures)
+    count_flag(flags, "judge_low_label_mass", sum(c.low_label_mass for c in calls.values()))
+    if cfg.mode == "pairwise-text":
+        count_flag(flags, "judge_order_disagreement", disagreements)
+    return assemble(k, measured, judgments, diag, cfg.tie_band, consistent, flags)
 
 
 def judge(
-    engine: Engine,
-    items: list[tuple[str, list[str]]],
-    template: Template,
-    cfg: JudgeConfig,
+    engine: Engine, items: list[tuple[str, list[str]]], template: Template, cfg: JudgeConfig
 ) -> list[Verdicts]:
-    """Judge every record's responses in one batched engine call; items are (prompt, texts)."""
-    labels = tuple(cfg.labels)
+    """Judge every record's answers in one batched engine call; items are (prompt, answers)."""
+    if cfg.mode == "rubric":
+        return judge_rubric.judge(engine, items, template, cfg)
+    labels = (cfg.labels[0], cfg.labels[1])
     conversations, index = [], []
+    orders = [ordered_calls(schedule(len(texts), cfg.opponents)) for _, texts in items]
     for rec, (prompt, texts) in enumerate(items):
-        for first, second, order in ordered_pairs(len(texts)):
+        for first, second, _ in orders[rec]:
             conversations.append(request(prompt, texts[first], texts[second], template, labels))
-            index.append((rec, first, second, order))
-    logprobs = engine.label_logprobs(conversations, list(labels)) if conversations else []
-
-    per_record: list[dict[tuple[int, int], float]] = [{} for _ in items]
-    verdicts = [Verdicts(matrix=[], scores=[]) for _ in items]
-    low_mass = [0] * len(items)
-    for (rec, first, second, order), lp in zip(index, logprobs, strict=True):
-        p = normalise_pair(lp, labels[0], labels[1])
-        per_record[rec][(first, second)] = p
-        mass = sum(math.exp(v) for v in lp.values() if v > -math.inf)
-        low_mass[rec] += mass < LOW_LABEL_MASS
-        verdicts[rec].judgments.append(
-            {"i": first, "j": second, "order": order, "p_first": p, "raw": json.dumps(lp)}
-        )
-    for rec, (_, texts) in enumerate(items):
-        v = verdicts[rec]
-        v.matrix = preference_matrix(len(texts), per_record[rec])
-        v.scores = row_means(v.matrix)
-        if low_mass[rec]:
-            v.flags.append(f"judge_low_label_mass:{low_mass[rec]}")
-    return verdicts
+            index.append((rec, first, second))
+    if cfg.mode == "pairwise-text":
+        outcomes = text_calls(engine, conversations, labels, cfg.max_tokens)
+    else:
+        outcomes = logprob_calls(engine, conversations, labels)
+    per_record: list[dict[Pair, Call]] = [{} for _ in items]
+    for (rec, first, second), call in zip(index, outcomes, strict=True):
+        per_record[rec][(first, second)] = call
+    return [
+        pairwise_record(len(texts), per_record[rec], orders[rec], cfg)
+        for rec, (_, texts) in enumerate(items)
+    ]

@@ -1,0 +1,133 @@
+"""Rubric mode: each answer scored alone on an additive 0–5 rubric, then P by a logistic.
+
+With log-probabilities the score is its expectation over the six digit labels (one forward
+pass per answer); otherwise the judge writes `{"score": n}` under a JSON schema (structured
+outputs) and anything else is counted as a parse failure. P[i][j] = σ((s_i − s_j) / scale);
+`sao judge-eval` fits `scale` on probes with a known better answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from itertools import combinations
+
+from sao.config import JudgeConfig
+from sao.engines.base import Engine, Message, Sampling
+from sao.stages.judge_diagnostics import Diagnostics
+from sao.stages.verdicts import Call, Verdicts, assemble, count_flag
+from sao.templates import Template
+
+POINTS = [str(n) for n in range(6)]  # the digit labels 0–5
+LOW_MASS = 0.5  # below this total probability on the digits, the score is weak
+SCORE_SCHEMA = json.dumps(
+    {
+        "type": "object",
+        "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 5}},
+        "required": ["score"],
+        "additionalProperties": False,
+    }
+)
+
+
+def scoring(cfg: JudgeConfig, engine: Engine) -> str:
+    """ "logprob" or "json": auto uses log-probabilities wherever the engine returns them."""
+    if cfg.rubric_scoring != "auto":
+        return cfg.rubric_scoring
+    return "logprob" if getattr(engine, "supports_logprobs", True) else "json"
+
+
+def request(prompt: str, response: str, template: Template, answer_format: str) -> list[Message]:
+    """The rubric conversation for one answer."""
+    content = template.render(prompt=prompt, response=response, answer_format=answer_format)
+    return [{"role": "user", "content": content}]
+
+
+def expected_score(logprobs: dict[str, float]) -> float:
+    """Mean points under the digit labels' renormalised probabilities."""
+    top = max(logprobs.values())
+    weights = {k: math.exp(v - top) for k, v in logprobs.items() if v > -math.inf}
+    total = sum(weights.values())
+    return sum(int(k) * w for k, w in weights.items()) / total
+
+
+def parse_score(text: str) -> float | None:
+    """The integer score of a `{"score": n}` reply (0 ≤ n ≤ 5), else None."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or set(value) != {"score"}:
+        return None
+    score = value["score"]
+    if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 5:
+        return None
+    return float(score)
+
+
+def score_calls(engine: Engine, conversations: list[list[Message]], how: str, cfg: JudgeConfig):
+    """One Call per answer, carrying its score (None when unparsed)."""
+    if not conversations:
+        return []
+    if how == "logprob":
+        calls = []
+        for lp in engine.label_logprobs(conversations, POINTS):
+            score = expected_score(lp)
+            best = max(POINTS, key=lambda k: lp[k])
+            mass = sum(math.exp(v) for v in lp.values() if v > -math.inf)
+            calls.append(Call(best, 1, json.dumps(lp), score=score, low_label_mass=mass < LOW_MASS))
+        return calls
+    params = Sampling(
+        n=1, temperature=0.0, top_p=1.0, max_tokens=cfg.max_tokens, json_schema=SCORE_SCHEMA
+    )
+    calls = []
+    for (reply,) in engine.chat(conversations, params):
+        score = parse_score(reply.text)
+        verdict = "unparsed" if score is None else str(int(score))
+        calls.append(Call(verdict, reply.num_tokens, reply.text, score=score))
+    return calls
+
+
+def judge(
+    engine: Engine, items: list[tuple[str, list[str]]], template: Template, cfg: JudgeConfig
+) -> list[Verdicts]:
+    """Score every answer of every record in one batched call, then build each P."""
+    how = scoring(cfg, engine)
+    conversations = [
+        request(prompt, text, template, "digit" if how == "logprob" else "json")
+        for prompt, texts in items
+        for text in texts
+    ]
+    calls = iter(score_calls(engine, conversations, how, cfg))
+    out = []
+    for _, texts in items:
+        k = len(texts)
+        mine = [next(calls) for _ in range(k)]
+        diag = Diagnostics(mode="rubric", calls=k, generated_tokens=sum(c.tokens for c in mine))
+        diag.parse_failures = sum(c.score is None for c in mine)
+        measured, consistent = {}, {}
+        for i, j in combinations(range(k), 2):
+            si, sj = mine[i].score, mine[j].score
+            if si is None or sj is None:
+                continue
+            measured[(i, j)] = 1.0 / (1.0 + math.exp(-(si - sj) / cfg.rubric_scale))
+            if si != sj:
+                consistent[(i, j)] = i if si > sj else j  # pointwise: no order to flip
+        judgments = [
+            {
+                "i": i,
+                "j": None,
+                "order": "pointwise",
+                "p_first": None,
+                "score": c.score,
+                "verdict": c.verdict,
+                "tokens": c.tokens,
+                "raw": c.raw,
+            }
+            for i, c in enumerate(mine)
+        ]
+        flags: list[str] = []
+        count_flag(flags, "judge_parse_failure", diag.parse_failures)
+        count_flag(flags, "judge_low_label_mass", sum(c.low_label_mass for c in mine))
+        out.append(assemble(k, measured, judgments, diag, cfg.tie_band, consistent, flags))
+    return out

@@ -1,0 +1,57 @@
+"""Every judge mode on the embedded model through one engine; prints one JSON line.
+
+Run as a script (vLLM needs a `__main__` guard): python tests/judge_modes.py ENGINE
+Items are four answers per shipped probe (better, worse, and two cut-down versions), judged in
+each mode as the pipeline does; then `judge-eval` on the first probes in every mode.
+"""
+
+import json
+import sys
+
+from sao.config import EngineConfig, JudgeConfig
+from sao.engines import make_engine
+from sao.judge_eval import MODES, bundled_probes, evaluate, load_probes
+from sao.models import resolve_model
+from sao.stages import judge
+from sao.templates import Template
+
+CASES = {
+    "logprob": {"mode": "pairwise-logprob"},
+    "logprob-budget": {"mode": "pairwise-logprob", "opponents": 1},
+    "text": {"mode": "pairwise-text"},
+    "rubric": {"mode": "rubric"},
+    "rubric-json": {"mode": "rubric", "rubric_scoring": "json", "max_tokens": 16},
+}
+
+if __name__ == "__main__":
+    engine = make_engine(
+        EngineConfig(name=sys.argv[1]), resolve_model("smollm2-135m-instruct").path, 0
+    )
+    probes = load_probes(bundled_probes())
+    picked = probes[::16][:4]  # one probe of each kind
+    items = [
+        (p.prompt, [p.better, p.worse, p.better[: len(p.better) // 2], p.worse.upper()])
+        for p in picked
+    ]
+    out = {"cases": {}}
+    for name, settings in CASES.items():
+        cfg = JudgeConfig(**settings)
+        verdicts = judge.judge(engine, items, Template(cfg.template_name()), cfg)
+        out["cases"][name] = {
+            "config": cfg.model_dump(mode="json"),
+            "records": [
+                {
+                    "responses": [{"text": t} for t in texts],
+                    "pref_matrix": v.matrix,
+                    "pref_estimated": v.estimated,
+                    "scores": v.scores,
+                    "judgments": v.judgments,
+                    "judge_stats": v.diagnostics.record(),
+                    "flags": v.flags,
+                }
+                for (_, texts), v in zip(items, verdicts, strict=True)
+            ],
+        }
+    out["eval"] = evaluate(engine, probes[:6], JudgeConfig(), list(MODES))
+    engine.close()
+    print(json.dumps(out))

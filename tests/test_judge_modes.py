@@ -1,0 +1,109 @@
+"""Every judge mode on the embedded model through the real hf and vLLM engines."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sao.judge_eval import verdict
+from tests.conftest import ROOT
+from tests.judge_checks import check_judge
+
+pytestmark = pytest.mark.slow
+ENGINES = [
+    "hf",
+    pytest.param(
+        "vllm",
+        marks=pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="no vLLM"),
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def judged(request) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "tests/judge_modes.py", request.param],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_every_mode_holds_matrix_invariants_and_recountable_diagnostics(judged):
+    for name, case in judged["cases"].items():
+        for rec in case["records"]:
+            try:
+                check_judge(rec, case["config"])
+            except AssertionError as exc:
+                raise AssertionError(f"case {name}: {exc}") from exc
+
+
+def test_logprob_generates_one_token_per_order_and_measures_every_pair(judged):
+    for rec in judged["cases"]["logprob"]["records"]:
+        assert rec["judge_stats"]["calls"] == 12  # K=4: 6 pairs, both orders
+        assert rec["judge_stats"]["generated_tokens"] == 12
+        assert not any(map(any, rec["pref_estimated"]))
+
+
+def test_a_pairs_budget_estimates_the_unjudged_cells(judged):
+    # K=4 with 1 opponent each: the ring 0-1-2-3-0 is judged, the two diagonals are fitted
+    for rec, full in zip(
+        judged["cases"]["logprob-budget"]["records"],
+        judged["cases"]["logprob"]["records"],
+        strict=True,
+    ):
+        assert rec["judge_stats"]["calls"] == 8
+        assert {
+            (i, j) for i in range(4) for j in range(i + 1, 4) if rec["pref_estimated"][i][j]
+        } == {
+            (0, 2),
+            (1, 3),
+        }
+        for i, j in [(0, 1), (1, 2), (2, 3), (0, 3)]:  # judged cells equal the full run's
+            assert rec["pref_matrix"][i][j] == pytest.approx(full["pref_matrix"][i][j], abs=2e-3)
+
+
+def test_text_verdicts_count_only_when_both_orders_agree(judged):
+    for rec in judged["cases"]["text"]["records"]:
+        verdicts = {(j["i"], j["j"]): j["verdict"] for j in rec["judgments"]}
+        for (i, j), v in verdicts.items():
+            if i > j or rec["pref_estimated"][i][j]:
+                continue
+            w = verdicts[(j, i)]
+            agreed = v != w  # "first" then "second": the same answer won both times
+            assert rec["pref_matrix"][i][j] in ((1.0, 0.0) if agreed else (0.5,))
+
+
+def test_rubric_scores_come_from_digit_probabilities_or_strict_json(judged):
+    for rec in judged["cases"]["rubric"]["records"]:
+        for j in rec["judgments"]:
+            assert set(json.loads(j["raw"])) == {str(n) for n in range(6)}
+            assert j["tokens"] == 1
+    for rec in judged["cases"]["rubric-json"]["records"]:
+        for j in rec["judgments"]:
+            if j["verdict"] != "unparsed":
+                assert json.loads(j["raw"]) == {"score": int(j["score"])}
+
+
+def test_judge_eval_debiased_modes_have_no_position_bias_and_baseline_its_real_rate(judged):
+    result = judged["eval"]
+    modes = result["modes"]
+    for mode in ("pairwise-logprob", "pairwise-text", "rubric"):
+        assert modes[mode]["position_bias_rate"] == 0.0, mode
+    single = modes["single-order"]
+    flips = [verdict(a) != verdict(b) for a, b in single["p_better"]]
+    assert single["position_bias_rate"] == pytest.approx(sum(flips) / len(flips))
+    for mode, r in modes.items():
+        hits = [verdict(p) == "better" for pair in r["p_better"] for p in pair]
+        assert r["accuracy"] == pytest.approx(sum(hits) / len(hits)), mode
+    assert single["generated_tokens_per_comparison"] == 1.0
+    assert modes["pairwise-logprob"]["generated_tokens_per_comparison"] == 2.0
+    assert modes["pairwise-logprob"]["prompt_tokens_per_comparison"] > 100
+    assert all(result["agreement"][m][m] == 1.0 for m in modes)
