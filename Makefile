@@ -21,6 +21,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py --engine hf
+	$(BIN)/python benchmarks/judge_cost.py --engine hf
 
 install: $(STAMP)
 

@@ -26,6 +26,11 @@ class Recorder:
 
     def __init__(self, inner: Engine) -> None:
         self.inner, self.name, self.calls = inner, inner.name, []
+        self.supports_logprobs = inner.supports_logprobs
+
+    @property
+    def generated_tokens(self) -> int:
+        return self.inner.generated_tokens
 
     def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
         self.calls.append(("chat", conversations, params))

@@ -23,7 +23,7 @@ app = typer.Typer(
 config_app = typer.Typer(no_args_is_help=True, help="Write or inspect run configurations.")
 app.add_typer(config_app, name="config")
 
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes: wide tables fit
 err = Console(stderr=True)
 
 
@@ -119,7 +119,7 @@ def _print_judge_stats(mode: str, j: dict[str, Any]) -> None:
     for column in ("measure", "value", "meaning"):
         table.add_column(column)
     rows = [
-        ("position bias", _fmt(j["position_bias_rate"]), "single-order verdicts that flip on swap"),
+        ("raw flips", _fmt(j["position_bias_rate"]), "pairs whose verdict follows the position"),
         ("first wins", _fmt(j["first_wins_rate"]), "single-order verdicts for answer shown first"),
         ("ties", _fmt(j["tie_rate"]), "judged pairs with P within tie_band of 1/2"),
         ("intransitive", _fmt(j["intransitive_rate"]), "triples of answers with a cycle in P"),
@@ -135,6 +135,8 @@ def _print_judge_stats(mode: str, j: dict[str, Any]) -> None:
     for row in rows:
         table.add_row(*row)
     out.print(table)
+    if mode != "rubric" and j["decisive_pairs"]:
+        out.print("raw flips are single-order verdicts; judging both orders cancels them in P")
 
 
 def _print_plan(result: dict[str, Any]) -> None:

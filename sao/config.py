@@ -84,7 +84,7 @@ class JudgeConfig(_Section):
         "auto", description="rubric: score expectation from logprobs, or a JSON-schema answer"
     )
     rubric_scale: float = Field(
-        0.5, gt=0, description="rubric: P[i][j] = sigmoid((s_i - s_j) / scale); judge-eval fits it"
+        1.3, gt=0, description="rubric: P[i][j] = sigmoid((s_i - s_j) / scale); judge-eval fits it"
     )
     tie_band: float = Field(0.02, ge=0, lt=0.5, description="|P - 1/2| within this is a tie")
 

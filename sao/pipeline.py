@@ -216,8 +216,8 @@ def totals(shards: list[dict[str, Any]]) -> dict[str, Any]:
     for s in shards:
         for key in counted:
             out[key].update(s["stats"][key])
-    for key in counted:
-        out[key] = {k: round(v, 3) if isinstance(v, float) else v for k, v in out[key].items()}
+    out = {key: dict(value) if isinstance(value, Counter) else value for key, value in out.items()}
+    out["wall_s"] = {k: round(v, 3) for k, v in out["wall_s"].items()}
     out["judge"] = run_summary(out["judge"])
     return out
 

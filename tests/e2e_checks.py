@@ -48,6 +48,14 @@ def check_run_diagnostics(manifest: dict, records: list[dict]) -> None:
     decisive = totals["decisive_pairs"]
     if decisive:
         assert math.isclose(totals["position_bias_rate"], totals["position_flips"] / decisive)
+    sxx = syy = sxy = 0.0  # score-length correlation within records, pooled over the run
+    for rec in records:
+        lengths = [r["num_tokens"] for r in rec["responses"]]
+        mx, my = sum(lengths) / len(lengths), sum(rec["scores"]) / len(lengths)
+        for x, y in zip(lengths, rec["scores"], strict=True):
+            sxx, syy, sxy = sxx + (x - mx) ** 2, syy + (y - my) ** 2, sxy + (x - mx) * (y - my)
+    if sxx * syy > 1e-8:
+        assert math.isclose(totals["length_corr"], sxy / math.sqrt(sxx * syy), abs_tol=1e-3)
 
 
 def generate_with(engine: str, out: Path, tmp: Path, **sections: dict) -> dict:

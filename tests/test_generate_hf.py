@@ -57,7 +57,7 @@ def test_text_judge_with_a_pairs_budget_and_consistent_pairs(tmp_path):
         tmp_path / "out",
         tmp_path,
         responses={"samples": 4, "max_tokens": 40},
-        judge={"mode": "pairwise-text", "opponents": 1},
+        judge={"mode": "pairwise-text", "opponents": 1, "max_tokens": 8},
         pairs={"strategy": "consistent-only", "min_margin": 0.0},
     )
     records = read_records(tmp_path / "out").to_pylist()
