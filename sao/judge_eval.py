@@ -180,10 +180,15 @@ def evaluate(
     results: dict[str, Any] = {}
     verdicts: dict[str, list[str]] = {}
     for mode in modes:
-        if mode == "single-order":
-            raw = single_order(engine, probes, base.model_copy(update={"mode": "pairwise-logprob"}))
-        else:
-            raw = debiased(engine, probes, base.model_copy(update={"mode": mode, "template": None}))
+        judged_as = "pairwise-logprob" if mode == "single-order" else mode
+        # the config's own template applies to its own mode; other modes use their defaults
+        template = base.template if judged_as == base.mode else None
+        cfg = base.model_copy(update={"mode": judged_as, "template": template})
+        raw = (
+            single_order(engine, probes, cfg)
+            if mode == "single-order"
+            else debiased(engine, probes, cfg)
+        )
         p_a, p_b = raw["p_better"]
         first, second = [verdict(p) for p in p_a], [verdict(p) for p in p_b]
         n = len(probes)

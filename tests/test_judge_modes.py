@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sao.judge_eval import verdict
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_sao
 from tests.judge_checks import check_judge
 
 pytestmark = pytest.mark.slow
@@ -107,3 +107,19 @@ def test_judge_eval_debiased_modes_have_no_position_bias_and_baseline_its_real_r
     assert modes["pairwise-logprob"]["generated_tokens_per_comparison"] == 2.0
     assert modes["pairwise-logprob"]["prompt_tokens_per_comparison"] > 100
     assert all(result["agreement"][m][m] == 1.0 for m in modes)
+
+
+def test_judge_eval_command_prints_the_table_and_writes_json(tmp_path):
+    report = tmp_path / "eval.json"
+    proc = run_sao(
+        "judge-eval", "--engine", "hf", "--limit", "3", "--modes", "single-order,rubric",
+        "--json", str(report),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "judge-eval: 3 probes, smollm2-135m-instruct on hf" in proc.stdout
+    assert (
+        "judge.rubric_scale fitted" in proc.stdout or "rubric_scale_fit" not in report.read_text()
+    )
+    result = json.loads(report.read_text())
+    assert result["probes"] == 3 and list(result["modes"]) == ["single-order", "rubric"]
+    assert result["modes"]["rubric"]["position_bias_rate"] == 0.0

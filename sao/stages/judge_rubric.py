@@ -43,9 +43,11 @@ def request(prompt: str, response: str, template: Template, answer_format: str) 
     return [{"role": "user", "content": content}]
 
 
-def expected_score(logprobs: dict[str, float]) -> float:
-    """Mean points under the digit labels' renormalised probabilities."""
+def expected_score(logprobs: dict[str, float]) -> float | None:
+    """Mean points under the digit labels' renormalised probabilities (None: no mass at all)."""
     top = max(logprobs.values())
+    if top == -math.inf:
+        return None
     weights = {k: math.exp(v - top) for k, v in logprobs.items() if v > -math.inf}
     total = sum(weights.values())
     return sum(int(k) * w for k, w in weights.items()) / total
@@ -73,7 +75,7 @@ def score_calls(engine: Engine, conversations: list[list[Message]], how: str, cf
         calls = []
         for lp in engine.label_logprobs(conversations, POINTS):
             score = expected_score(lp)
-            best = max(POINTS, key=lambda k: lp[k])
+            best = max(POINTS, key=lambda k: lp[k]) if score is not None else "unparsed"
             mass = sum(math.exp(v) for v in lp.values() if v > -math.inf)
             calls.append(Call(best, 1, json.dumps(lp), score=score, low_label_mass=mass < LOW_MASS))
         return calls
