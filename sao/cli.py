@@ -161,10 +161,8 @@ def _print_summary(manifest: dict[str, Any], out_dir: str) -> None:
     table.add_column("throughput", justify="right")
     for stage in ("prompts", "responses", "judge"):
         tokens, secs = t["tokens"].get(stage, 0), t["wall_s"].get(stage, 0.0)
-        unit = "calls/s" if stage == "judge" else "tok/s"
-        table.add_row(
-            stage, f"{tokens:,}", f"{secs:.1f}", f"{tokens / max(secs, 1e-9):,.0f} {unit}"
-        )
+        count, unit = (t["judge_calls"], "calls/s") if stage == "judge" else (tokens, "tok/s")
+        table.add_row(stage, f"{tokens:,}", f"{secs:.1f}", f"{count / max(secs, 1e-9):,.0f} {unit}")
     out.print(table)
     k = manifest["config"]["responses"]["samples"]
     out.print(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from scipy.optimize import minimize_scalar
 
 from sao.config import JudgeConfig
@@ -57,6 +58,8 @@ def load_probes(path: str | Path) -> list[Probe]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         raise SaoError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise SaoError(f"cannot read {path}: {exc.strerror or exc}") from None
     probes = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -167,7 +170,7 @@ def fit_rubric_scale(scores: list[tuple[float | None, float | None]]) -> float |
 
     def loss(log_a: float) -> float:
         a = math.exp(log_a)
-        return sum(math.log1p(math.exp(-a * g)) for g in gaps) + 0.01 * log_a**2
+        return float(np.logaddexp(0.0, -a * np.asarray(gaps)).sum()) + 0.01 * log_a**2
 
     best = minimize_scalar(loss, bounds=(-5.0, 5.0), method="bounded")
     return 1.0 / math.exp(best.x)

@@ -144,9 +144,9 @@ def run_shard(
     verdicts = stage(
         "judge",
         lambda: judge.judge(engine, items, templates["judge"], cfg.judge),
-        lambda results: sum(v.diagnostics.calls for v in results),  # progress: calls/s
+        lambda results: sum(v.diagnostics.generated_tokens for v in results),
     )
-    judge_calls = tokens["judge"]
+    judge_calls = sum(v.diagnostics.calls for v in verdicts)
     judge_sums: Counter[str] = Counter()
 
     records = []
@@ -255,8 +255,7 @@ class StageProgress:
         self.tokens[stage] += tokens
         self.seconds[stage] += seconds
         rate = self.tokens[stage] / max(self.seconds[stage], 1e-9)
-        unit = "calls/s" if stage == "judge" else "tok/s"
-        self.progress.update(self.tasks[stage], advance=records, rate=f"{rate:,.0f} {unit}")
+        self.progress.update(self.tasks[stage], advance=records, rate=f"{rate:,.0f} tok/s")
 
 
 def generate(

@@ -36,9 +36,11 @@ if __name__ == "__main__":
     out = {"cases": {}}
     for name, settings in CASES.items():
         cfg = JudgeConfig(**settings)
+        before = engine.generated_tokens
         verdicts = judge.judge(engine, items, Template(cfg.template_name()), cfg)
         out["cases"][name] = {
             "config": cfg.model_dump(mode="json"),
+            "engine_generated_tokens": engine.generated_tokens - before,
             "records": [
                 {
                     "responses": [{"text": t} for t in texts],

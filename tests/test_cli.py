@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -79,12 +81,15 @@ def test_config_init_writes_a_valid_config_and_refuses_to_overwrite(tmp_path):
 
 
 def test_dry_run_plans_the_judge_mode_and_its_budget():
-    proc = run_sao("generate", "--personas", "10", "--samples", "6", "--dry-run")
-    assert "300" in proc.stdout  # all 15 pairs, both orders: 10 * 30
-    args = ("generate", "--personas", "10", "--samples", "6", "--dry-run", "--judge-mode")
-    assert "60" in run_sao(*args, "rubric").stdout  # one call per answer: 10 * 6
-    proc = run_sao(*args, "pairwise-logprob", "--judge-opponents", "2")
-    assert "120" in proc.stdout  # the ring: 6 pairs, both orders: 10 * 12
+    def judge_calls(*flags: str) -> int:
+        args = ("generate", "--personas", "10", "--samples", "6", "--dry-run", *flags)
+        row = re.search(r"judge\s*│\s*([\d,]+)\s*│", run_sao(*args).stdout)
+        assert row, "no judge row in the plan"
+        return int(row.group(1).replace(",", ""))
+
+    assert judge_calls() == 300  # all 15 pairs, both orders: 10 * 30
+    assert judge_calls("--judge-mode", "rubric") == 60  # one call per answer: 10 * 6
+    assert judge_calls("--judge-opponents", "2") == 120  # the ring: 6 pairs, both orders
 
 
 @pytest.mark.parametrize(

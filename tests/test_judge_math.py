@@ -14,7 +14,8 @@ from sao.config import JudgeConfig, PairConfig
 from sao.engines.base import normalise_pair
 from sao.stages import pairs
 from sao.stages.bradley_terry import complete, fit_strengths, schedule
-from sao.stages.judge import ordered_calls, pairwise_record
+from sao.errors import SaoError
+from sao.stages.judge import judge, ordered_calls, pairwise_record
 from sao.stages.judge_diagnostics import Diagnostics, is_cycle, run_summary
 from sao.stages.verdicts import Call, Verdicts, row_means
 
@@ -116,8 +117,11 @@ def test_schedule_budget_is_a_connected_ring():
     assert schedule(5, None) == schedule(5, 4) == list(itertools.combinations(range(5), 2))
     ring = schedule(6, 2)
     assert ring == [(0, 1), (0, 5), (1, 2), (2, 3), (3, 4), (4, 5)]
-    degree = [sum(i in p for p in schedule(10, 4)) for i in range(10)]
-    assert degree == [4] * 10
+    for k, n in [(10, 4), (10, 3), (8, 5), (9, 4)]:
+        degree = [sum(i in p for p in schedule(k, n)) for i in range(k)]
+        assert degree == [n] * k, (k, n)
+    assert [sum(i in p for p in schedule(9, 3)) for i in range(9)] == [4] * 9  # odd K, odd n
+    assert schedule(5, 1) == schedule(5, 2)  # the ring is the smallest connected schedule
 
 
 def test_bradley_terry_recovers_the_unjudged_cells():
@@ -220,3 +224,11 @@ def test_length_control_drops_pairs_whose_chosen_is_much_longer():
         [],
         ["pair_length_dropped:1", "no_pair:length_control"],
     )
+
+
+def test_logprob_judge_refuses_an_engine_without_logprobs():
+    class TextOnly:
+        name, supports_logprobs = "text-only", False
+
+    with pytest.raises(SaoError, match="no log-probabilities"):
+        judge(TextOnly(), [("hi", ["a", "b"])], None, LOGPROB)

@@ -41,7 +41,7 @@ class Engine(Protocol):
     """What the stages need from an inference backend (DESIGN §3)."""
 
     name: str
-    supports_logprobs: bool  # False: the judge falls back to text verdicts
+    supports_logprobs: bool  # False: only pairwise-text and rubric (JSON) judges can run
     generated_tokens: int  # running count of tokens generated (a label read counts as one)
 
     def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:

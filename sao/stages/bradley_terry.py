@@ -14,11 +14,19 @@ Pair = tuple[int, int]
 
 
 def schedule(k: int, opponents: int | None) -> list[Pair]:
-    """Unordered pairs (i < j) to judge: all of them, or a ring giving each answer ~`opponents`."""
+    """Unordered pairs (i < j) to judge: all of them, or a ring giving each answer ~`opponents`.
+
+    Offsets 1 … n//2 around the circle give every answer n opponents for even n; odd n adds the
+    diameter offset k/2 when K is even (exactly n), else one more ring offset (n + 1). The ring
+    itself (offset 1, two opponents) is the smallest schedule that keeps P identifiable.
+    """
     if opponents is None or opponents >= k - 1:
         return [(i, j) for i in range(k) for j in range(i + 1, k)]
+    offsets = set(range(1, max(1, opponents // 2) + 1))
+    if opponents % 2 and opponents > 1:
+        offsets.add(k // 2 if k % 2 == 0 else opponents // 2 + 1)
     pairs: set[Pair] = set()
-    for offset in range(1, (opponents + 1) // 2 + 1):
+    for offset in sorted(offsets):
         for i in range(k):
             j = (i + offset) % k
             pairs.add((min(i, j), max(i, j)))

@@ -17,6 +17,7 @@ import math
 
 from sao.config import JudgeConfig
 from sao.engines.base import Engine, Message, normalise_pair
+from sao.errors import SaoError
 from sao.stages import judge_rubric
 from sao.stages.bradley_terry import Pair, schedule
 from sao.stages.judge_diagnostics import Diagnostics
@@ -119,6 +120,11 @@ def judge(
     """Judge every record's answers in one batched engine call; items are (prompt, answers)."""
     if cfg.mode == "rubric":
         return judge_rubric.judge(engine, items, template, cfg)
+    if cfg.mode == "pairwise-logprob" and not getattr(engine, "supports_logprobs", True):
+        raise SaoError(
+            f"engine {engine.name} returns no log-probabilities: "
+            "set judge.mode to pairwise-text or rubric"
+        )
     labels = (cfg.labels[0], cfg.labels[1])
     conversations, index = [], []
     orders = [ordered_calls(schedule(len(texts), cfg.opponents)) for _, texts in items]

@@ -43,6 +43,11 @@ def request(prompt: str, response: str, template: Template, answer_format: str) 
     return [{"role": "user", "content": content}]
 
 
+def sigmoid(x: float) -> float:
+    """1 / (1 + e^−x) without overflow for large |x|."""
+    return 0.5 * (1.0 + math.tanh(0.5 * x))
+
+
 def expected_score(logprobs: dict[str, float]) -> float | None:
     """Mean points under the digit labels' renormalised probabilities (None: no mass at all)."""
     top = max(logprobs.values())
@@ -112,7 +117,7 @@ def judge(
             si, sj = mine[i].score, mine[j].score
             if si is None or sj is None:
                 continue
-            measured[(i, j)] = 1.0 / (1.0 + math.exp(-(si - sj) / cfg.rubric_scale))
+            measured[(i, j)] = sigmoid((si - sj) / cfg.rubric_scale)
             if si != sj:
                 consistent[(i, j)] = i if si > sj else j  # pointwise: no order to flip
         judgments = [
