@@ -12,9 +12,9 @@ import pytest
 
 from sao.config import JudgeConfig, PairConfig
 from sao.engines.base import normalise_pair
+from sao.errors import SaoError
 from sao.stages import pairs
 from sao.stages.bradley_terry import complete, fit_strengths, schedule
-from sao.errors import SaoError
 from sao.stages.judge import judge, ordered_calls, pairwise_record
 from sao.stages.judge_diagnostics import Diagnostics, is_cycle, run_summary
 from sao.stages.verdicts import Call, Verdicts, row_means
