@@ -180,6 +180,43 @@ def _print_summary(manifest: dict[str, Any], out_dir: str) -> None:
     )
 
 
+@app.command("export")
+@user_errors
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A `sao generate` output folder.")],
+    to: Annotated[str, typer.Option("--to", help="trl-dpo, trl-kto, sppo, sail, openrlhf or hf.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder to write.")],
+    split_ratio: Annotated[
+        float, typer.Option(help="Share of prompts held out for evaluation.")
+    ] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the train/held-out split.")] = 0,
+    min_margin: Annotated[
+        float | None, typer.Option(help="Drop pairs whose judge margin is below this.")
+    ] = None,
+    max_pairs_per_prompt: Annotated[
+        int | None, typer.Option(min=1, help="Keep at most N pairs per prompt (widest first).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+) -> None:
+    """Write a run's records in a trainer's format. Example: sao export out --to trl-dpo -o dpo"""
+    from sao.adapters import ExportOptions, export, hint, write
+    from sao.store import read_manifest
+
+    options = ExportOptions(
+        split_ratio=split_ratio,
+        seed=seed,
+        min_margin=min_margin,
+        max_pairs_per_prompt=max_pairs_per_prompt,
+    )
+    data = export(run_dir, to, options)
+    written = write(data, to, out_dir, source=run_dir, options=options, force=force)
+    rows = ", ".join(f"{name} {split.num_rows:,}" for name, split in data.items())
+    out.print(f"wrote {to} to {written}: {rows} rows")
+    model = read_manifest(run_dir)["model"]["path"]
+    out.print("train on it:")
+    print(hint(to, written, model, data))  # plain: exactly the text to copy
+
+
 @app.command("judge-eval")
 @user_errors
 def judge_eval_cmd(
