@@ -78,9 +78,26 @@ def export(
         features = datasets.Features.from_arrow_schema(RECORD_SCHEMA)
     else:
         features = target.features
+    if not any(parts.values()):
+        raise SaoError(
+            f"nothing to export: none of the {len(records)} records has a row for {fmt} "
+            "(no pairs, or none passing --min-margin)"
+        )
+    # an empty held-out split is left out: `load_dataset(folder)` fails on an empty file
     return datasets.DatasetDict(
-        {name: datasets.Dataset.from_list(rows, features=features) for name, rows in parts.items()}
+        {
+            name: _dataset(rows, features)
+            for name, rows in parts.items()
+            if rows or name == train_name
+        }
     )
+
+
+def _dataset(rows: list[dict], features: datasets.Features) -> datasets.Dataset:
+    """A dataset of rows; an empty one keeps its columns."""
+    if not rows:
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    return datasets.Dataset.from_list(rows, features=features)
 
 
 def write(

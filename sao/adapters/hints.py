@@ -7,14 +7,15 @@ from pathlib import Path
 import datasets
 
 
-def _trl(out: Path, model: str, trainer: str, config: str) -> list[str]:
+def _trl(out: Path, model: str, trainer: str, config: str, held_out: bool) -> list[str]:
+    evaluation = ', eval_dataset=data["test"]' if held_out else ""
     return [
         "from datasets import load_dataset",
         f"from trl import {trainer}Config, {trainer}Trainer",
         f'data = load_dataset("{out}")',
         f"args = {trainer}Config({config})",
         f'trainer = {trainer}Trainer(model="{model}", args=args,',
-        '    train_dataset=data["train"], eval_dataset=data["test"])',
+        f'    train_dataset=data["train"]{evaluation})',
         "trainer.train()",
     ]
 
@@ -28,8 +29,10 @@ def _kto_weight(data: datasets.DatasetDict) -> tuple[int, int, str]:
 def hint(fmt: str, out_dir: str | Path, model: str, data: datasets.DatasetDict) -> str:
     """How to train on `out_dir` with the trainer of `fmt`."""
     out = Path(out_dir).resolve()
+    held_out = len(data) > 1
     if fmt == "trl-dpo":
-        lines = _trl(out, model, "DPO", 'output_dir="dpo", loss_type="sigmoid", beta=0.1')
+        config = 'output_dir="dpo", loss_type="sigmoid", beta=0.1'
+        lines = _trl(out, model, "DPO", config, held_out)
         lines += [
             "# SimPO, same data: from trl.experimental.cpo import CPOConfig, CPOTrainer",
             '#   CPOConfig(output_dir="simpo", loss_type="simpo", cpo_alpha=0.0)',
@@ -39,7 +42,7 @@ def hint(fmt: str, out_dir: str | Path, model: str, data: datasets.DatasetDict) 
         good, bad, weight = _kto_weight(data)
         config = f'output_dir="kto", desirable_weight={weight}, undesirable_weight=1.0'
         lines = [f"# {good} desirable and {bad} undesirable answers, weighted back to balance"]
-        lines += _trl(out, model, "KTO", config)
+        lines += _trl(out, model, "KTO", config, held_out)
     elif fmt == "sppo":
         lines = [
             f"# {out}: train.parquet and test.parquet with the columns SPPO's trainer reads.",
@@ -62,7 +65,7 @@ def hint(fmt: str, out_dir: str | Path, model: str, data: datasets.DatasetDict) 
             "deepspeed --module openrlhf.cli.train_dpo \\",
             f"    --model.model_name_or_path {model} \\",
             f"    --data.dataset {out} --data.dataset_split train \\",
-            f"    --eval.dataset {out} --eval.split test \\",
+            *([f"    --eval.dataset {out} --eval.split test \\"] if held_out else []),
             "    --data.prompt_key prompt --data.chosen_key chosen \\",
             "    --data.rejected_key rejected --data.apply_chat_template \\",
             "    --data.max_len 2048 --model.beta 0.1 --ckpt.output_dir ./ckpt/dpo",
