@@ -208,13 +208,18 @@ def export_cmd(
         min_margin=min_margin,
         max_pairs_per_prompt=max_pairs_per_prompt,
     )
+    manifest = read_manifest(run_dir)
+    if manifest.get("status") != "complete":
+        err.print(
+            f"note: {run_dir} is not finished; exporting its "
+            f"{len(manifest['shards'])} committed shards"
+        )
     data = export(run_dir, to, options)
     written = write(data, to, out_dir, source=run_dir, options=options, force=force)
     rows = ", ".join(f"{name} {split.num_rows:,}" for name, split in data.items())
     out.print(f"wrote {to} to {written}: {rows} rows")
-    model = read_manifest(run_dir)["model"]["path"]
     out.print("train on it:")
-    print(hint(to, written, model, data))  # plain: exactly the text to copy
+    print(hint(to, written, manifest["model"]["path"], data))  # plain: exactly the text to copy
 
 
 @app.command("judge-eval")
