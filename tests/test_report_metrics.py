@@ -14,7 +14,7 @@ from sao.report.lexical import (
     repetitions,
     shingles,
 )
-from sao.report.spread import mean_pairwise_cosine, vendi_score
+from sao.report.spread import cluster_coverage, mean_pairwise_cosine, vendi_score
 
 
 def test_distinct_n_by_hand():
@@ -84,3 +84,26 @@ def test_mean_pairwise_cosine_matches_all_pairs():
     pairs = [unit[i] @ unit[j] for i, j in itertools.combinations(range(20), 2)]
     assert mean_pairwise_cosine(x) == pytest.approx(np.mean(pairs))
     assert mean_pairwise_cosine(np.eye(4)) == pytest.approx(0.0)
+
+
+def test_cluster_coverage_separates_a_narrow_run_from_a_broad_one():
+    rng = np.random.default_rng(1)
+    centres = np.eye(8) * 10
+    broad = np.vstack([c + rng.normal(size=(10, 8)) * 0.1 for c in centres])  # all 8 topics
+    narrow = centres[0] + rng.normal(size=(80, 8)) * 0.1  # one topic
+    result = cluster_coverage({"broad": broad, "narrow": narrow}, clusters=8)
+    assert result["broad"]["hit"] == 1.0 and result["broad"]["entropy"] > 0.95
+    assert result["narrow"]["hit"] == 1 / 8 and result["narrow"]["entropy"] == 0.0
+
+
+def test_embedding_model_ranks_paraphrases_above_unrelated_text():
+    from sao.report.embed import embed
+
+    vectors = embed(
+        ["How do I bake sourdough bread?", "What is the way to make sourdough bread?",
+         "The quarterly tax filing deadline is in April."]
+    )  # fmt: skip
+    assert vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert vectors[0] @ vectors[1] > 0.7 > 0.3 > vectors[0] @ vectors[2]
+    assert mean_pairwise_cosine(vectors[:2]) > mean_pairwise_cosine(vectors)

@@ -38,3 +38,24 @@ def vendi_score(vectors: np.ndarray) -> float:
     eig = np.linalg.eigvalsh(x.T @ x / n)
     eig = eig[eig > 1e-12]
     return float(np.exp(-(eig * np.log(eig)).sum()))
+
+
+def cluster_coverage(
+    runs: dict[str, np.ndarray], clusters: int, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """k-means over all runs' vectors together; per run, the share of clusters it hits and the
+    entropy of its spread over them (normalised: 1 = evenly over all k clusters)."""
+    from sklearn.cluster import KMeans
+
+    pooled = np.vstack([unit_rows(v) for v in runs.values() if len(v)])
+    k = max(1, min(clusters, len(pooled)))
+    labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(pooled)
+    out, start = {}, 0
+    for name, vectors in runs.items():
+        mine = labels[start : start + len(vectors)]
+        start += len(vectors)
+        counts = np.bincount(mine, minlength=k)
+        share = counts[counts > 0] / max(len(mine), 1)
+        entropy = float(-(share * np.log(share)).sum() / np.log(k)) if k > 1 else 0.0
+        out[name] = {"clusters": k, "hit": float((counts > 0).sum() / k), "entropy": entropy}
+    return out
