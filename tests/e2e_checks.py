@@ -75,17 +75,18 @@ def check_reversal(result: dict, k: int, tol: float) -> None:
         assert math.isclose(forward[a][b], stored[a][b], abs_tol=tol)
 
 
-def rejudge(engine: str, out: Path) -> dict:
-    """Run tests/judge_reversal.py (a script: vLLM needs a __main__ guard) and parse its JSON."""
+def script_json(script: str, *args: str) -> dict:
+    """Run a test script (vLLM needs a `__main__` guard) and parse the JSON line it prints last."""
     proc = subprocess.run(
-        [sys.executable, "tests/judge_reversal.py", engine, str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
+        [sys.executable, script, *args], capture_output=True, text=True, cwd=ROOT, timeout=900
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def rejudge(engine: str, out: Path) -> dict:
+    """Judge a run's first record again, forward and reversed (tests/judge_reversal.py)."""
+    return script_json("tests/judge_reversal.py", engine, str(out))
 
 
 def generate_tiny(engine: str, out: Path, config: Path) -> subprocess.CompletedProcess:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 
 import pytest
 
 from sao.judge_eval import verdict
-from tests.conftest import ROOT, run_sao
+from tests.conftest import run_sao
+from tests.e2e_checks import script_json
 from tests.judge_checks import check_judge
 
 pytestmark = pytest.mark.slow
@@ -25,15 +24,7 @@ ENGINES = [
 
 @pytest.fixture(scope="module", params=ENGINES)
 def judged(request) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "tests/judge_modes.py", request.param],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return script_json("tests/judge_modes.py", request.param)
 
 
 def test_every_mode_holds_matrix_invariants_and_recountable_diagnostics(judged):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datasets
 
-from sao.adapters.options import ExportOptions, assistant, selected_pairs
-from sao.adapters.trl import MESSAGES
+from sao.adapters.options import ExportOptions, selected_pairs
+from sao.adapters.trl import MESSAGES, pair_row
 
 FEATURES = datasets.Features(
     {
@@ -23,14 +23,5 @@ FEATURES = datasets.Features(
 
 
 def rows(record: dict, options: ExportOptions, context: dict) -> list[dict]:
-    """One row per pair."""
-    texts = [r["text"] for r in record["responses"]]
-    return [
-        {
-            "prompt": record["prompt"],
-            "chosen": assistant(texts[p["chosen"]]),
-            "rejected": assistant(texts[p["rejected"]]),
-            "margin": p["margin"],
-        }
-        for p in selected_pairs(record, options)
-    ]
+    """One row per selected pair: TRL's DPO columns plus the margin."""
+    return [{**pair_row(record, p), "margin": p["margin"]} for p in selected_pairs(record, options)]

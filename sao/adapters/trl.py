@@ -13,17 +13,19 @@ KTO_FEATURES = datasets.Features(
 )
 
 
+def pair_row(record: dict, pair: dict) -> dict:
+    """Prompt messages, and the pair's chosen and rejected as one assistant message each."""
+    responses = record["responses"]
+    return {
+        "prompt": record["prompt"],
+        "chosen": assistant(responses[pair["chosen"]]["text"]),
+        "rejected": assistant(responses[pair["rejected"]]["text"]),
+    }
+
+
 def dpo_rows(record: dict, options: ExportOptions, context: dict) -> list[dict]:
-    """One row per pair: prompt messages, chosen and rejected as one assistant message each."""
-    texts = [r["text"] for r in record["responses"]]
-    return [
-        {
-            "prompt": record["prompt"],
-            "chosen": assistant(texts[p["chosen"]]),
-            "rejected": assistant(texts[p["rejected"]]),
-        }
-        for p in selected_pairs(record, options)
-    ]
+    """One row per selected pair."""
+    return [pair_row(record, p) for p in selected_pairs(record, options)]
 
 
 def kto_threshold(options: ExportOptions, context: dict) -> float:
