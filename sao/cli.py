@@ -81,6 +81,10 @@ def generate(
         str | None,
         typer.Option(help="best-worst (default), all-above-margin or consistent-only."),
     ] = None,
+    no_personas: Annotated[
+        bool,
+        typer.Option("--no-personas", help="Ablation: the same prompt template with no persona."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the resolved config and plan, then exit.")
     ] = False,
@@ -102,6 +106,7 @@ def generate(
             "judge.mode": judge_mode,
             "judge.opponents": judge_opponents,
             "pairs.strategy": pair_strategy,
+            "personas.enabled": False if no_personas else None,
         },
     )
     result = run(cfg, err, dry_run=dry_run)
@@ -220,6 +225,51 @@ def export_cmd(
     out.print(f"wrote {to} to {written}: {rows} rows")
     out.print("train on it:")
     print(hint(to, written, manifest["model"]["path"], data))  # plain: exactly the text to copy
+
+
+@app.command("report")
+@user_errors
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A `sao generate` output folder.")],
+    baseline: Annotated[
+        Path | None, typer.Option(help="A second run shown beside it (e.g. --no-personas).")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option(help="HTML file to write (default RUN/report.html).")
+    ] = None,
+    json_file: Annotated[
+        Path | None, typer.Option("--json", help="JSON file to write (default RUN/report.json).")
+    ] = None,
+    color_by: Annotated[
+        str, typer.Option(help="Persona attribute that colours the embedding map.")
+    ] = "life_stage",
+) -> None:
+    """Diversity and judge report of a run. Example: sao report out --baseline out-nopersona"""
+    from sao.report import write_report
+
+    with err.status("reading the runs") as status:
+        report, html_path, json_path = write_report(
+            run_dir, baseline, html, json_file, color_by, progress=status.update
+        )
+    _print_report(report.data["runs"])
+    out.print(f"report: {html_path}  numbers: {json_path}")
+
+
+def _print_report(runs: dict[str, Any]) -> None:
+    """The headline numbers, one column per run."""
+    from sao.report.html import SUMMARY_ROWS, TEXT_ROWS, fmt, lookup
+
+    table = Table(title="sao report")
+    table.add_column("measure")
+    for name in runs:
+        table.add_column(name, justify="right")
+    rows = SUMMARY_ROWS[:1] + [
+        (f"prompts.{k}", f"prompt {label}", kind, "") for k, label, kind, _ in TEXT_ROWS[1:10]
+    ]
+    rows += SUMMARY_ROWS[5:]
+    for key, label, kind, _ in rows:
+        table.add_row(label, *(fmt(lookup(r, key), kind) for r in runs.values()))
+    out.print(table)
 
 
 @app.command("judge-eval")

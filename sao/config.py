@@ -36,6 +36,9 @@ class PersonaConfig(_Section):
         "bundled", description="bundled | path/to/file.jsonl | hf:<dataset>[:<column>[:<split>]]"
     )
     count: int = Field(64, ge=1, description="personas sampled (without replacement)")
+    enabled: bool = Field(
+        True, description="false: the ablation, the same template with no persona (count prompts)"
+    )
 
 
 class PromptConfig(_Section):
@@ -48,6 +51,18 @@ class PromptConfig(_Section):
     max_tokens: int = Field(96, ge=8)
     min_chars: int = Field(12, ge=1, description="shorter cleaned prompts are rejected")
     max_chars: int = Field(800, ge=16, description="longer cleaned prompts are rejected")
+
+
+class FilterConfig(_Section):
+    """Run-wide duplicate filters on prompts, applied before any response is sampled."""
+
+    exact: bool = Field(True, description="drop a prompt equal to an earlier one (case, spacing)")
+    near_duplicate: float | None = Field(
+        0.9, gt=0, le=1, description="drop at this word-3-gram Jaccard (MinHash LSH); null: off"
+    )
+    rouge_l: float | None = Field(
+        None, gt=0, lt=1, description="drop above this ROUGE-L F1 (Self-Instruct: 0.7); null: off"
+    )
 
 
 class ResponseConfig(_Section):
@@ -120,6 +135,7 @@ class RunConfig(_Section):
     engine: EngineConfig = EngineConfig()
     personas: PersonaConfig = PersonaConfig()
     prompts: PromptConfig = PromptConfig()
+    filters: FilterConfig = FilterConfig()
     responses: ResponseConfig = ResponseConfig()
     judge: JudgeConfig = JudgeConfig()
     pairs: PairConfig = PairConfig()

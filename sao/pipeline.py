@@ -28,8 +28,9 @@ from sao.personas import Persona, load_personas, sample_personas
 from sao.records import record_id
 from sao.stages import judge, pairs, prompts, responses
 from sao.stages.bradley_terry import schedule
+from sao.stages.filters import PromptFilter
 from sao.stages.judge_diagnostics import run_summary
-from sao.store import Store
+from sao.store import Store, read_shard
 from sao.templates import Template
 
 STAGES = ("prompts", "responses", "judge")
@@ -101,8 +102,12 @@ def run_shard(
     personas: list[Persona],
     templates: dict[str, Template],
     on_stage: Any = None,
+    prompt_filter: PromptFilter | None = None,
 ) -> tuple[list[dict], dict[str, Any]]:
-    """Carry one shard of personas through every stage; returns records and stage stats."""
+    """Carry one shard of personas through every stage; returns records and stage stats.
+
+    `prompt_filter` holds the prompts kept by earlier shards; this shard's are added to it.
+    """
     wall: dict[str, float] = {}
     tokens: dict[str, int] = {}
 
@@ -124,6 +129,7 @@ def run_shard(
             templates["prompts"],
             cfg.prompts,
             stage_seed(cfg.seed, index, "prompts"),
+            prompt_filter,
         ),
         lambda results: sum(r.tokens for r in results),
     )
@@ -258,6 +264,43 @@ class StageProgress:
         self.progress.update(self.tasks[stage], advance=records, rate=f"{rate:,.0f} tok/s")
 
 
+def choose_personas(cfg: RunConfig) -> tuple[list[Persona], int]:
+    """The run's personas and the size of the pool they came from.
+
+    With `personas.enabled: false` (the no-persona ablation) every slot is an empty persona,
+    so each prompt comes from the same template with no one to role-play.
+    """
+    if not cfg.personas.enabled:
+        return [Persona(f"none:{i:06d}", "") for i in range(cfg.personas.count)], 0
+    pool = load_personas(cfg.personas.source)
+    return sample_personas(pool, cfg.personas.count, cfg.seed), len(pool)
+
+
+class FilterFeed:
+    """Keeps a run's `PromptFilter` holding exactly the prompts of the shards before the next.
+
+    Shards are run in increasing order; committed shards are read back on resume, so a resumed
+    shard is filtered against the same prompts as in an uninterrupted run.
+    """
+
+    def __init__(self, cfg: RunConfig, store: Store) -> None:
+        self.filter = PromptFilter(cfg.filters)
+        self.store = store
+        self.next = 0  # shards below this are in the filter
+
+    def before(self, index: int) -> PromptFilter | None:
+        """The filter for shard `index`, after reading any committed shard before it."""
+        if not self.filter.active:
+            return None
+        files = {s["index"]: s["file"] for s in self.store.manifest["shards"]}
+        for earlier in range(self.next, index):
+            if earlier in files:
+                table = read_shard(self.store.out_dir / files[earlier])
+                self.filter.add_all(turns[-1]["content"] for turns in table["prompt"].to_pylist())
+        self.next = index + 1
+        return self.filter
+
+
 def generate(
     cfg: RunConfig, console: Console, *, dry_run: bool = False, engine: Engine | None = None
 ) -> dict[str, Any]:
@@ -266,8 +309,7 @@ def generate(
     `engine` lets a caller (a benchmark, a notebook) reuse a loaded engine; it is not closed.
     """
     model = resolve_model(cfg.model, prepare=not dry_run)
-    pool = load_personas(cfg.personas.source)
-    chosen = sample_personas(pool, cfg.personas.count, cfg.seed)
+    chosen, pool_size = choose_personas(cfg)
     templates = {
         "prompts": Template(cfg.prompts.template),
         "judge": Template(cfg.judge.template_name()),
@@ -287,7 +329,11 @@ def generate(
         "model": {"name": model.name, "path": model.path, "source": model.source},
         "templates": {t.name: t.sha256 for t in templates.values()},
         "packages": package_versions(),
-        "personas": {"source": cfg.personas.source, "pool": len(pool), "sampled": len(chosen)},
+        "personas": {
+            "source": cfg.personas.source if cfg.personas.enabled else None,
+            "pool": pool_size,
+            "sampled": len(chosen),
+        },
     }
     store = Store.open(cfg.output.dir, header)
     todo = [i for i in range(len(shards)) if i not in store.committed()]
@@ -300,10 +346,17 @@ def generate(
             with console.status(f"loading {model.name} on engine {engine_name}"):
                 engine = make_engine(cfg.engine, model.path, cfg.seed)
         try:
+            feed = FilterFeed(cfg, store)
             with StageProgress(console, len(chosen), done_personas) as progress:
                 for index in todo:
                     records, stats = run_shard(
-                        engine, cfg, index, shards[index], templates, progress.update
+                        engine,
+                        cfg,
+                        index,
+                        shards[index],
+                        templates,
+                        progress.update,
+                        feed.before(index),
                     )
                     store.commit(index, records, stats)
         finally:

@@ -33,3 +33,13 @@ def tiny_config(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("config") / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
     return path
+
+
+@pytest.fixture(scope="session")
+def hf_run(tmp_path_factory, tiny_config) -> tuple[Path, subprocess.CompletedProcess]:
+    """One tiny `sao generate` on the hf engine, shared by the tests that only read it back
+    (a test that changes it must leave it as it found it)."""
+    out = tmp_path_factory.mktemp("hf") / "out"
+    proc = run_sao("generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, proc

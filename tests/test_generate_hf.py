@@ -26,9 +26,8 @@ K = TINY["responses"]["samples"]
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, tiny_config):
-    out = tmp_path_factory.mktemp("hf") / "out"
-    return out, generate_tiny("hf", out, tiny_config)
+def run(hf_run):
+    return hf_run
 
 
 def test_prints_where_the_data_is(run):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,14 +25,21 @@ def model_path() -> Path:
     return folder
 
 
+@lru_cache(maxsize=1)
+def _model() -> Any:
+    """The sentence-transformers model, loaded once per process, quietly."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    return SentenceTransformer(str(model_path()), device=_device())
+
+
 def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
     """Unit-length embeddings, one row per text (0 rows for no texts)."""
-    from sentence_transformers import SentenceTransformer
-
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    model = SentenceTransformer(str(model_path()), device=_device())
-    return model.encode(
+    return _model().encode(
         texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
     )
 

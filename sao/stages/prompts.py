@@ -10,6 +10,7 @@ from sao.config import PromptConfig
 from sao.engines.base import Completion, Engine, Message
 from sao.personas import Persona
 from sao.stages import sampling
+from sao.stages.filters import PromptFilter
 from sao.templates import Template
 
 # "User prompt:", "Message:", "Here is my message:" ... at the start of the output.
@@ -55,8 +56,10 @@ def _words(text: str) -> list[str]:
 
 
 def echoes_persona(prompt: str, persona: str) -> bool:
-    """True when the prompt copies a long run of the persona description."""
+    """True when the prompt copies a long run of the persona description (never without one)."""
     a, b = _words(prompt), _words(persona)
+    if not b:
+        return False
     match = difflib.SequenceMatcher(None, a, b, autojunk=False).find_longest_match(
         0, len(a), 0, len(b)
     )
@@ -82,8 +85,13 @@ def synthesize(
     template: Template,
     cfg: PromptConfig,
     seed: int,
+    prompt_filter: PromptFilter | None = None,
 ) -> list[PromptResult]:
-    """Sample `cfg.candidates` prompts per persona; keep the first clean one."""
+    """Sample `cfg.candidates` prompts per persona; keep the first clean one.
+
+    With a `prompt_filter`, a candidate that repeats a prompt kept earlier in the run is
+    rejected too ("prompt_rejected:duplicate" and so on), and each kept prompt joins the filter.
+    """
     params = sampling(cfg, cfg.candidates, seed)
     outputs = engine.chat(requests(personas, template), params)
     results = []
@@ -92,8 +100,12 @@ def synthesize(
         for completion in candidates:
             text = clean(completion.text)
             reason = rejection(text, completion, persona.text, cfg)
+            if reason is None and prompt_filter is not None:
+                reason = prompt_filter.reason(text)
             if reason is None:
                 result.prompt = text
+                if prompt_filter is not None:
+                    prompt_filter.add(text)
                 break
             result.flags.append(f"prompt_rejected:{reason}")
         results.append(result)
