@@ -2,8 +2,8 @@
 
 Each run is written through the real Store with synthetic records: prompts built from bundled
 personas (so persona coverage is real) and question frames, 3 % exact and 5 % edited copies of
-earlier prompts, and K=2 responses of 30–90 Zipf-distributed words. Each report runs in a fresh
-process, which reports its own peak resident memory.
+earlier prompts, and K=2 responses of 30–90 words. Words are the persona library's, drawn with
+Zipf weights. Each report runs in a fresh process, which reports its own peak resident memory.
 
 Prints one JSON line; `time_ratio` is t(largest)/t(smallest), beside the n log n ratio.
 Usage: python benchmarks/report_scale.py [--sizes 10000 40000] [--keep DIR]
@@ -12,9 +12,11 @@ Usage: python benchmarks/report_scale.py [--sizes 10000 40000] [--keep DIR]
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import random
+import re
 import resource
 import subprocess
 import sys
@@ -35,15 +37,18 @@ FRAMES = [
 VERBS = ["plan", "fix", "learn", "organise", "budget for", "prepare", "start", "improve", "explain"]
 
 
-def vocabulary(size: int, rng: random.Random) -> list[str]:
-    """Made-up words, so that Zipf frequencies are the only structure."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    return ["".join(rng.choice(letters) for _ in range(rng.randint(3, 9))) for _ in range(size)]
+class Words:
+    """Real English words from the persona library, drawn with Zipf weights (rank r: 1/r)."""
 
+    def __init__(self, texts: list[str], rng: random.Random) -> None:
+        vocab = sorted({w for t in texts for w in re.findall(r"[a-z]+", t.lower()) if len(w) > 2})
+        rng.shuffle(vocab)
+        self.vocab = vocab
+        self.cum = list(itertools.accumulate(1 / (r + 1) for r in range(len(vocab))))
+        self.rng = rng
 
-def zipf_words(vocab: list[str], count: int, rng: random.Random) -> list[str]:
-    weights = [1 / (r + 1) for r in range(len(vocab))]
-    return rng.choices(vocab, weights=weights, k=count)
+    def draw(self, count: int) -> list[str]:
+        return self.rng.choices(self.vocab, cum_weights=self.cum, k=count)
 
 
 def synthetic_records(n: int, seed: int) -> list[dict]:
@@ -52,7 +57,7 @@ def synthetic_records(n: int, seed: int) -> list[dict]:
 
     rng = random.Random(seed)
     personas = load_library()
-    vocab = vocabulary(20000, rng)
+    words = Words([p.text for p in personas], rng)
     prompts: list[str] = []
     records = []
     for i in range(n):
@@ -61,16 +66,16 @@ def synthetic_records(n: int, seed: int) -> list[dict]:
         if prompts and roll < 0.03:
             prompt = rng.choice(prompts)
         elif prompts and roll < 0.08:
-            words = rng.choice(prompts).split()
-            words[rng.randrange(len(words))] = rng.choice(vocab)
-            prompt = " ".join(words)
+            tokens = rng.choice(prompts).split()
+            tokens[rng.randrange(len(tokens))] = words.draw(1)[0]
+            prompt = " ".join(tokens)
         else:
-            topic = persona.text.split(";")[0].split()[-6:]
-            a = f"{rng.choice(VERBS)} {' '.join(zipf_words(vocab, rng.randint(2, 6), rng))}"
-            b = f"work as {' '.join(topic)} and {' '.join(zipf_words(vocab, 3, rng))}"
+            job = persona.attributes["occupation"].replace("_", " ")
+            a = f"{rng.choice(VERBS)} {' '.join(words.draw(rng.randint(2, 6)))}"
+            b = f"work as a {job} and care about {' '.join(words.draw(3))}"
             prompt = rng.choice(FRAMES).format(a=a, b=b)
         prompts.append(prompt)
-        responses = [" ".join(zipf_words(vocab, rng.randint(30, 90), rng)) for _ in range(2)]
+        responses = [" ".join(words.draw(rng.randint(30, 90))) for _ in range(2)]
         p = round(rng.uniform(0.3, 0.7), 3)
         records.append(
             {
@@ -118,14 +123,23 @@ def write_run(folder: Path, n: int, seed: int) -> None:
 
 
 def child(folder: str) -> None:
-    """Run one report and print its wall time and this process's peak memory."""
+    """Run one report; print its wall time, seconds per step and this process's peak memory."""
     from sao.report import write_report
 
-    start = time.perf_counter()
-    write_report(folder)
+    steps: dict[str, float] = {}
+    marks = [("reading", time.perf_counter())]
+
+    def progress(step: str) -> None:
+        name, since = marks[-1]
+        steps[name] = round(time.perf_counter() - since, 1)
+        marks.append((step, time.perf_counter()))
+
+    start = marks[0][1]
+    write_report(folder, progress=progress)
+    progress("done")
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": round(seconds, 1), "peak_mb": round(peak_mb)}))
+    print(json.dumps({"seconds": round(seconds, 1), "peak_mb": round(peak_mb), "steps": steps}))
 
 
 def main() -> None:
@@ -139,7 +153,13 @@ def main() -> None:
         child(args.child)
         return
     base = args.keep or Path(tempfile.mkdtemp(prefix="sao-report-scale-"))
-    result: dict = {"benchmark": "report_scale", "sizes": args.sizes, "seconds": [], "peak_mb": []}
+    result: dict = {
+        "benchmark": "report_scale",
+        "sizes": args.sizes,
+        "seconds": [],
+        "peak_mb": [],
+        "steps": [],
+    }
     for n in args.sizes:
         folder = base / f"syn-{n}"
         if not (folder / "manifest.json").is_file():
@@ -152,6 +172,7 @@ def main() -> None:
         measured = json.loads(proc.stdout.strip().splitlines()[-1])
         result["seconds"].append(measured["seconds"])
         result["peak_mb"].append(measured["peak_mb"])
+        result["steps"].append(measured["steps"])
     small, large = args.sizes[0], args.sizes[-1]
     result["time_ratio"] = round(result["seconds"][-1] / result["seconds"][0], 2)
     result["n_ratio"] = large / small

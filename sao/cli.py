@@ -243,13 +243,22 @@ def report_cmd(
     color_by: Annotated[
         str, typer.Option(help="Persona attribute that colours the embedding map.")
     ] = "life_stage",
+    response_sample: Annotated[
+        int, typer.Option(min=0, help="Responses embedded per run, seeded sample (0: all).")
+    ] = 5000,
 ) -> None:
     """Diversity and judge report of a run. Example: sao report out --baseline out-nopersona"""
     from sao.report import write_report
 
     with err.status("reading the runs") as status:
         report, html_path, json_path = write_report(
-            run_dir, baseline, html, json_file, color_by, progress=status.update
+            run_dir,
+            baseline,
+            html,
+            json_file,
+            color_by,
+            progress=status.update,
+            response_sample=response_sample,
         )
     _print_report(report.data["runs"])
     out.print(f"report: {html_path}  numbers: {json_path}")
@@ -263,10 +272,13 @@ def _print_report(runs: dict[str, Any]) -> None:
     table.add_column("measure")
     for name in runs:
         table.add_column(name, justify="right")
-    rows = SUMMARY_ROWS[:1] + [
-        (f"prompts.{k}", f"prompt {label}", kind, "") for k, label, kind, _ in TEXT_ROWS[1:10]
+    shown = {"count", "words.mean", "embedded", "clusters.hit", "clusters.entropy"}
+    rows = [
+        *SUMMARY_ROWS[:1],
+        *((f"prompts.{k}", f"prompt {label}", kind, "") for k, label, kind, _ in TEXT_ROWS),
+        *SUMMARY_ROWS[5:],
     ]
-    rows += SUMMARY_ROWS[5:]
+    rows = [row for row in rows if row[0].removeprefix("prompts.") not in shown]
     for key, label, kind, _ in rows:
         table.add_row(label, *(fmt(lookup(r, key), kind) for r in runs.values()))
     out.print(table)

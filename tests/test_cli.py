@@ -73,6 +73,15 @@ def test_dry_run_prints_config_and_plan_and_writes_nothing(tmp_path):
     assert not out.exists()
 
 
+def test_no_personas_needs_no_persona_pool():
+    # more slots than the bundled library has personas: only the ablation can plan this
+    proc = run_sao("generate", "--no-personas", "--personas", "7000", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "enabled: false" in proc.stdout
+    assert "plan: 7000 personas" in proc.stdout
+    assert_one_line_error(run_sao("generate", "--personas", "7000", "--dry-run"), "only")
+
+
 def test_config_init_writes_a_valid_config_and_refuses_to_overwrite(tmp_path):
     path = tmp_path / "sao.yaml"
     assert run_sao("config", "init", str(path)).returncode == 0

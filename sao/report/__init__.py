@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sao.errors import SaoError
-from sao.report.build import Report, build
+from sao.report.build import RESPONSE_SAMPLE, Report, build
 from sao.report.runs import load_run
 
 
@@ -20,6 +20,7 @@ def write_report(
     json_path: str | Path | None = None,
     color_by: str = "life_stage",
     progress: Callable[[str], None] = lambda step: None,
+    response_sample: int = RESPONSE_SAMPLE,
 ) -> tuple[Report, Path, Path]:
     """Compute the report of a run (beside a baseline run) and write its HTML and JSON files.
 
@@ -38,7 +39,9 @@ def write_report(
             raise SaoError(f"{target} is a folder; give a file name")
         if not target.parent.is_dir():
             raise SaoError(f"folder not found for {target}")
-    report = build(runs, embed, color_by=color_by, progress=progress)
+    report = build(
+        runs, embed, color_by=color_by, progress=progress, response_sample=response_sample
+    )
     progress("drawing")
     page = render(report, color_by)
     _write(json_file, json.dumps(finite(report.data), indent=2) + "\n")

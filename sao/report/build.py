@@ -2,7 +2,8 @@
 
 Lexical metrics cover every prompt and every response. Embedding metrics cover every prompt
 and the first response of each record (one per prompt: a prompt's K siblings would say more
-about the sampler than about the data).
+about the sampler than about the data), a seeded sample of `response_sample` of them when there
+are more: responses are long, and embedding them dominates the cost on a CPU.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sao.report import bleu, coverage, lexical, spread
 from sao.report.runs import RunTexts
 
 CLUSTERS = 20  # k of the k-means cluster coverage
+RESPONSE_SAMPLE = 5000  # first responses embedded per run (0: all)
 NEIGHBOUR_SAMPLE = 2000  # prompts whose nearest-neighbour cosine is drawn
 MAP_POINTS = 4000  # points per run on the 2-D map
 TOP_NGRAMS = 15
@@ -52,24 +54,28 @@ def build(
     color_by: str = "life_stage",
     seed: int = 0,
     progress: Callable[[str], None] = lambda step: None,
+    response_sample: int = RESPONSE_SAMPLE,
 ) -> Report:
     """The report of one run, or of a run beside its baseline (runs[1])."""
-    progress("embedding prompts and responses")
+    progress("embedding prompts")
     prompt_vecs = {r.name: embed(r.prompts) for r in runs}
-    response_vecs = {r.name: embed(r.first_responses) for r in runs}
+    progress("embedding responses")
+    response_vecs = {r.name: embed(sample(r.first_responses, response_sample, seed)) for r in runs}
     progress("clustering")
     prompt_clusters = spread.cluster_coverage(prompt_vecs, CLUSTERS, seed)
     response_clusters = spread.cluster_coverage(response_vecs, CLUSTERS, seed)
     map_xy = _project(prompt_vecs)
     report = Report(data={"sao_report": 1, "runs": {}})
     for run in runs:
-        progress(f"lexical metrics: {run.name}")
+        progress(f"text metrics: {run.name}")
         prompts = text_metrics(run.prompts, prompt_vecs[run.name])
         prompts["clusters"] = prompt_clusters[run.name]
         responses = text_metrics(run.responses, response_vecs[run.name])
         responses["clusters"] = response_clusters[run.name]
         repeated = set(prompts.pop("_repeated"))
+        near_pairs = prompts.pop("_near")
         responses.pop("_repeated")
+        responses.pop("_near")
         attrs = coverage.attributes_of(run.persona_ids) if run.personas_enabled else []
         report.data["runs"][run.name] = {
             "path": str(run.path),
@@ -87,7 +93,7 @@ def build(
             else None,
             "judge": _judge(run),
             "top_ngrams": top_ngrams(run.prompts),
-            "near_duplicate_clusters": duplicate_clusters(run.prompts),
+            "near_duplicate_clusters": duplicate_clusters(run.prompts, near_pairs),
         }
         report.series[run.name] = RunSeries(
             prompt_words=[len(lexical.words(p)) for p in run.prompts],
@@ -104,11 +110,12 @@ def text_metrics(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
     """Duplicate, repetition, n-gram and embedding measures of a list of texts."""
     n = len(texts)
     repeated = lexical.repetitions(texts)
+    near = lexical.near_duplicates(texts)
     lengths = [len(lexical.words(t)) for t in texts]
     return {
         "count": n,
         "exact_duplicate_rate": len(lexical.exact_duplicates(texts)) / n,
-        "near_duplicate_rate": len(lexical.near_duplicates(texts)) / n,
+        "near_duplicate_rate": len(near) / n,
         "repetition_rate": len(repeated) / n,
         "distinct_1": lexical.distinct_n(texts, 1),
         "distinct_2": lexical.distinct_n(texts, 2),
@@ -119,6 +126,7 @@ def text_metrics(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
         "vendi_score": spread.vendi_score(vectors),
         "words": _summary(lengths),
         "_repeated": repeated,
+        "_near": near,
     }
 
 
@@ -159,8 +167,10 @@ def top_ngrams(texts: list[str], n: int = 3, top: int = TOP_NGRAMS) -> list[dict
     ]
 
 
-def duplicate_clusters(texts: list[str], top: int = TOP_CLUSTERS) -> list[dict[str, Any]]:
-    """The largest groups of near-duplicate texts (Jaccard ≥ 0.9 chains), with examples."""
+def duplicate_clusters(
+    texts: list[str], near_pairs: list[tuple[int, int]], top: int = TOP_CLUSTERS
+) -> list[dict[str, Any]]:
+    """The largest groups of near-duplicate texts (chains of `near_pairs`), with examples."""
     parent = list(range(len(texts)))
 
     def root(i: int) -> int:
@@ -169,7 +179,7 @@ def duplicate_clusters(texts: list[str], top: int = TOP_CLUSTERS) -> list[dict[s
             i = parent[i]
         return i
 
-    for later, earlier in lexical.near_duplicates(texts):
+    for later, earlier in near_pairs:
         parent[root(later)] = root(earlier)
     groups: dict[int, list[int]] = {}
     for i in range(len(texts)):
@@ -219,15 +229,21 @@ def _labels(run: RunTexts, attrs: list[dict[str, str]], color_by: str) -> list[s
     return [a.get(color_by, "unknown") for a in attrs] if attrs else ["unknown"] * len(run.prompts)
 
 
-def _sample_index(n: int, seed: int) -> np.ndarray:
-    if n <= MAP_POINTS:
+def _sample_index(n: int, size: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded sample of `size` out of n (all of them when size is 0 or ≥ n)."""
+    if size <= 0 or n <= size:
         return np.arange(n)
-    return np.sort(np.random.default_rng(seed).permutation(n)[:MAP_POINTS])
+    return np.sort(np.random.default_rng(seed).permutation(n)[:size])
+
+
+def sample(items: list[str], size: int, seed: int) -> list[str]:
+    """A seeded sample of `size` items, in their original order (all when size is 0 or ≥ n)."""
+    return [items[i] for i in _sample_index(len(items), size, seed)]
 
 
 def _sample_rows(xy: np.ndarray, seed: int) -> np.ndarray:
-    return xy[_sample_index(len(xy), seed)]
+    return xy[_sample_index(len(xy), MAP_POINTS, seed)]
 
 
 def _sample_list(items: list[str], seed: int) -> list[str]:
-    return [items[i] for i in _sample_index(len(items), seed)]
+    return sample(items, MAP_POINTS, seed)

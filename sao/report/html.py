@@ -39,6 +39,7 @@ TEXT_ROWS = [
         "f3",
         "BLEU-4 of each text against all others (lower: more diverse)",
     ),
+    ("embedded", "embedded", "int", "texts behind the embedding measures below"),
     ("mean_pairwise_cosine", "mean cosine", "f3", "mean embedding cosine over all pairs"),
     ("vendi_score", "Vendi score", "f1", "effective number of distinct texts (embeddings)"),
     ("clusters.hit", "clusters hit", "pct", "share of the k-means clusters of all runs it reaches"),
