@@ -22,6 +22,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/overhead.py --engine hf
 	$(BIN)/python benchmarks/judge_cost.py --engine hf
+	$(BIN)/python benchmarks/report_scale.py
 
 install: $(STAMP)
 
