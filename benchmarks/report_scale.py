@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from sao.report.build import RESPONSE_SAMPLE
+
 FRAMES = [
     "How can I {a} while I {b}?",
     "What is the best way to {a} as someone who {b}?",
@@ -159,6 +161,7 @@ def main() -> None:
         "seconds": [],
         "peak_mb": [],
         "steps": [],
+        "response_sample": RESPONSE_SAMPLE,
     }
     for n in args.sizes:
         folder = base / f"syn-{n}"

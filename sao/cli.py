@@ -81,6 +81,9 @@ def generate(
         str | None,
         typer.Option(help="best-worst (default), all-above-margin or consistent-only."),
     ] = None,
+    no_filters: Annotated[
+        bool, typer.Option("--no-filters", help="Keep repeated prompts (no duplicate filters).")
+    ] = False,
     no_personas: Annotated[
         bool,
         typer.Option("--no-personas", help="Ablation: the same prompt template with no persona."),
@@ -90,7 +93,7 @@ def generate(
     ] = False,
 ) -> None:
     """Generate a preference dataset. Example: sao generate --personas 64 --out runs/first"""
-    from sao.config import load_config
+    from sao.config import FilterConfig, load_config
     from sao.pipeline import generate as run
 
     cfg = load_config(
@@ -109,6 +112,10 @@ def generate(
             "personas.enabled": False if no_personas else None,
         },
     )
+    if no_filters:
+        cfg = cfg.model_copy(
+            update={"filters": FilterConfig(exact=False, near_duplicate=None, rouge_l=None)}
+        )
     result = run(cfg, err, dry_run=dry_run)
     if dry_run:
         _print_plan(result)
@@ -249,6 +256,7 @@ def report_cmd(
 ) -> None:
     """Diversity and judge report of a run. Example: sao report out --baseline out-nopersona"""
     from sao.report import write_report
+    from sao.report.html import filters_text
 
     with err.status("reading the runs") as status:
         report, html_path, json_path = write_report(
@@ -261,6 +269,9 @@ def report_cmd(
             response_sample=response_sample,
         )
     _print_report(report.data["runs"])
+    shown = {name: filters_text(r.get("filters")) for name, r in report.data["runs"].items()}
+    if len(set(shown.values())) > 1:
+        err.print(f"warning: the runs used different prompt filters {shown}; rates not comparable")
     out.print(f"report: {html_path}  numbers: {json_path}")
 
 

@@ -58,7 +58,7 @@ class FilterConfig(_Section):
 
     exact: bool = Field(True, description="drop a prompt equal to an earlier one (case, spacing)")
     near_duplicate: float | None = Field(
-        0.9, gt=0, le=1, description="drop at this word-3-gram Jaccard (MinHash LSH); null: off"
+        0.9, ge=0.5, le=1, description="drop at this word-3-gram Jaccard (MinHash LSH); null: off"
     )
     rouge_l: float | None = Field(
         None, gt=0, lt=1, description="drop above this ROUGE-L F1 (Self-Instruct: 0.7); null: off"

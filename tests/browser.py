@@ -137,3 +137,14 @@ def inspect_page(
         console_errors=console_errors,
         external_requests=external,
     )
+
+
+def require_chromium() -> None:
+    """Skip the calling test without Chromium, except under CI, where that is a failure."""
+    import pytest
+
+    if chromium_path() is None:
+        reason = "Chromium is not installed (/usr/bin/chromium): `make browser` installs it as root"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run the browser tests")
+        pytest.skip(reason)

@@ -7,26 +7,15 @@ The screenshot is kept in test-artifacts/ for a person to look at.
 from __future__ import annotations
 
 import base64
-import os
 import struct
 import zlib
 from pathlib import Path
 
-import pytest
-
-from tests.browser import chromium_path, inspect_page
+from tests.browser import inspect_page, require_chromium
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def require_chromium() -> None:
-    if chromium_path() is None:
-        reason = "Chromium is not installed (/usr/bin/chromium): `make browser` installs it as root"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the browser tests")
-        pytest.skip(reason)
 
 
 def png_bytes(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:

@@ -82,6 +82,13 @@ def test_no_personas_needs_no_persona_pool():
     assert_one_line_error(run_sao("generate", "--personas", "7000", "--dry-run"), "only")
 
 
+def test_no_filters_switches_every_prompt_filter_off():
+    proc = run_sao("generate", "--no-filters", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    filters = yaml.safe_load(proc.stdout.split("resolved config", 1)[1].split("plan:", 1)[0])
+    assert filters["filters"] == {"exact": False, "near_duplicate": None, "rouge_l": None}
+
+
 def test_config_init_writes_a_valid_config_and_refuses_to_overwrite(tmp_path):
     path = tmp_path / "sao.yaml"
     assert run_sao("config", "init", str(path)).returncode == 0

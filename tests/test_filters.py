@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from sao.config import FilterConfig, load_config
+from sao.config import FilterConfig, RunConfig, load_config
 from sao.errors import SaoError
+from sao.pipeline import FilterFeed
 from sao.stages.filters import PromptFilter
+from sao.store import Store
 
 KEPT = "How can I plan a two week sailing trip along the coast of Norway next summer?"
 
@@ -52,8 +54,31 @@ def test_a_rejected_prompt_is_not_remembered():
 
 
 @pytest.mark.parametrize(
-    "key,value", [("filters.near_duplicate", 0), ("filters.rouge_l", 1.5), ("filters.exact", "x")]
+    "key,value",
+    [("filters.near_duplicate", 0.3), ("filters.rouge_l", 1.5), ("filters.exact", "x")],
 )
 def test_bad_filter_settings_are_one_line_errors(key, value):
     with pytest.raises(SaoError, match=key):
         load_config(None, {key: value})
+
+
+def a_record(prompt: str) -> dict:
+    """A stored record with just a prompt (the other fields are null)."""
+    return {"record_id": prompt[:8], "prompt": [{"role": "user", "content": prompt}]}
+
+
+def test_the_feed_holds_exactly_the_prompts_of_earlier_shards(tmp_path):
+    cfg = RunConfig()
+    store = Store.open(tmp_path, {"config": cfg.data_dict(), "config_hash": cfg.data_hash()})
+    sailing, bread = "What is a good name for a sailing dinghy?", "How do I bake sourdough at home?"
+    store.commit(0, [a_record(sailing)], {})
+    store.commit(2, [a_record(bread)], {})
+    feed = FilterFeed(cfg, store)
+    redo = feed.before(1)  # shard 1 was lost: it must see shard 0 and not shard 2
+    assert redo.reason("what is a good name for a  sailing dinghy?") == "duplicate"
+    assert redo.reason(bread) is None
+    redo.add("Which tax forms do I need as a freelancer?")  # what the prompt stage does
+    later = feed.before(3)
+    assert later is redo and later.reason(bread) == "duplicate" and later.kept == 3
+    off = RunConfig(filters=FilterConfig(exact=False, near_duplicate=None))
+    assert FilterFeed(off, store).before(1) is None

@@ -15,7 +15,7 @@ from rouge_score import rouge_scorer
 from sao.personas import load_library
 from sao.records import shard_name
 from sao.store import read_manifest, read_records
-from tests.browser import chromium_path, inspect_page
+from tests.browser import inspect_page, require_chromium
 from tests.conftest import ROOT, run_sao
 from tests.e2e_checks import generate_with
 
@@ -123,8 +123,7 @@ def test_report_numbers_side_by_side_and_page_in_chromium(runs, tmp_path):
     for table, cov in run["persona_coverage"]["tables"].items():
         assert cov["hit"] == len({attrs[i][table] for i in ids})
 
-    if chromium_path() is None:
-        pytest.skip("chromium is not installed (make test installs it)")
+    require_chromium()
     shot = ROOT / "test-artifacts" / "report.png"
     shot.parent.mkdir(exist_ok=True)
     page = inspect_page(html, shot)

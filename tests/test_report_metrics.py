@@ -193,10 +193,10 @@ def test_self_bleu_by_hand():
     assert self_bleu(["a b", "c d"]) == 0.0  # no shared unigram: 0, unsmoothed
 
 
-def test_self_bleu_without_two_texts_to_compare_is_zero():
-    assert self_bleu([]) == 0.0
-    assert self_bleu(["only one text here"]) == 0.0
-    assert self_bleu(["a text", "", "  ?! "]) == 0.0  # texts without tokens are left out
+def test_self_bleu_without_two_texts_to_compare_is_undefined():
+    assert math.isnan(self_bleu([]))
+    assert math.isnan(self_bleu(["only one text here"]))
+    assert math.isnan(self_bleu(["a text", "", "  ?! "]))  # texts without tokens are left out
     assert self_bleu(["a b", "", "a b"]) == self_bleu(["a b", "a b"])
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sao.errors import SaoError
 from sao.report.build import RESPONSE_SAMPLE, Report, build
+from sao.report.coverage import table_sizes
 from sao.report.runs import load_run
 
 
@@ -34,6 +35,13 @@ def write_report(
         runs.append(load_run(baseline_dir, "baseline"))
     html_file = Path(html_path) if html_path else runs[0].path / "report.html"
     json_file = Path(json_path) if json_path else runs[0].path / "report.json"
+    if html_file.resolve() == json_file.resolve():
+        raise SaoError(f"--html and --json name the same file ({html_file})")
+    valid = {*table_sizes(), "pronouns"}
+    if color_by not in valid:
+        raise SaoError(
+            f"--color-by {color_by!r} is not a persona attribute: {', '.join(sorted(valid))}"
+        )
     for target in (html_file, json_file):
         if target.is_dir():
             raise SaoError(f"{target} is a folder; give a file name")

@@ -35,7 +35,7 @@ def self_bleu(texts: Sequence[str], max_n: int = 4) -> float:
     """Mean sentence BLEU (orders 1..max_n) of each non-empty text against all other ones."""
     toks = [ts for ts in (words(t) for t in texts) if ts]
     if len(toks) < 2:
-        return 0.0
+        return float("nan")  # undefined: nothing to compare with (null in JSON, "–" in tables)
     return float(np.mean(sentence_scores(toks, max_n)))
 
 

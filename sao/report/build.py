@@ -8,6 +8,7 @@ are more: responses are long, and embedding them dominates the cost on a CPU.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -82,6 +83,7 @@ def build(
             "status": run.manifest.get("status"),
             "model": run.manifest.get("model", {}).get("name"),
             "config_hash": run.manifest.get("config_hash"),
+            "filters": run.manifest.get("config", {}).get("filters"),
             "personas": run.personas_enabled,
             "records": len(run.prompts),
             "prompts": prompts,
@@ -137,7 +139,7 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
     return {
         "mean": statistics.fmean(ordered),
         "median": statistics.median(ordered),
-        "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+        "p90": ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)],  # nearest rank
         "max": ordered[-1],
     }
 
@@ -214,7 +216,8 @@ def _project(vectors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if len(pooled) < 3:
         xy = np.zeros((len(pooled), 2))
     else:
-        _, _, vt = np.linalg.svd(centred[: min(len(centred), 20000)], full_matrices=False)
+        rows = _sample_index(len(centred), 20000, 0)  # axes from every run, not the first
+        _, _, vt = np.linalg.svd(centred[rows], full_matrices=False)
         xy = centred @ vt[:2].T
     out, start = {}, 0
     for name, v in vectors.items():

@@ -64,6 +64,7 @@ def histograms(series: dict[str, RunSeries]) -> str:
     fig, axes = plt.subplots(2, 2, figsize=(12, 7.5))
     for ax, (title, get) in zip(axes.flat, panels, strict=True):
         values = {name: np.asarray(get(s), dtype=float) for name, s in series.items()}
+        values = {name: v[np.isfinite(v)] for name, v in values.items()}
         pooled = np.concatenate([v for v in values.values() if len(v)] or [np.zeros(1)])
         bins = np.histogram_bin_edges(pooled, bins=30)
         for name, v in values.items():

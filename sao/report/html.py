@@ -134,6 +134,18 @@ def coverage_table(cov: dict[str, Any] | None) -> Markup:
     return table(["attribute", "values hit", "entropy", "most repetitive values"], rows)
 
 
+def filters_text(filters: dict[str, Any] | None) -> str:
+    """A run's prompt filters in a few words ("off" when none was on)."""
+    if not filters:
+        return "unknown"
+    parts = ["exact"] if filters.get("exact") else []
+    if filters.get("near_duplicate") is not None:
+        parts.append(f"near-duplicate ≥ {filters['near_duplicate']}")
+    if filters.get("rouge_l") is not None:
+        parts.append(f"ROUGE-L > {filters['rouge_l']}")
+    return ", ".join(parts) or "off"
+
+
 def render(report: Report, color_by: str) -> str:
     """The whole page as one HTML string."""
     runs = report.data["runs"]
@@ -146,6 +158,7 @@ def render(report: Report, color_by: str) -> str:
         title=" vs ".join(Path(r["path"]).name for r in runs.values()),
         version=sao.__version__,
         runs=runs,
+        filters={name: filters_text(r.get("filters")) for name, r in runs.items()},
         map_points=MAP_POINTS,
         tables={
             "summary": metric_table(runs, SUMMARY_ROWS, ""),

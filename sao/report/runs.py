@@ -37,8 +37,14 @@ def load_run(path: str | Path, name: str) -> RunTexts:
     folder = Path(path)
     if not folder.is_dir():
         raise SaoError(f"run folder not found: {folder}")
-    manifest = read_manifest(folder)
-    table = read_records(folder)
+    try:
+        manifest = read_manifest(folder)
+        table = read_records(folder)
+    except (OSError, ValueError, pa.ArrowInvalid) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise SaoError(
+            f"cannot read the run in {folder}: {reason}; `sao generate` again resumes it"
+        ) from None
     if table.num_rows == 0:
         raise SaoError(f"{folder} has no committed records yet; nothing to report")
     prompts = [turns[-1]["content"] for turns in table["prompt"].to_pylist()]

@@ -28,7 +28,7 @@ class PromptFilter:
         self._exact: set[str] = set()
         self._shingles: list[set[str]] = []
         self._lsh = (
-            MinHashLSH(threshold=max(0.5, cfg.near_duplicate - 0.1), num_perm=NUM_PERM)
+            MinHashLSH(threshold=cfg.near_duplicate - 0.1, num_perm=NUM_PERM)
             if cfg.near_duplicate is not None
             else None
         )
