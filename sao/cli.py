@@ -295,6 +295,23 @@ def _print_report(runs: dict[str, Any]) -> None:
     out.print(table)
 
 
+@app.command("verify")
+@user_errors
+def verify_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A `sao generate` output folder.")],
+) -> None:
+    """Check shards against the manifest (SHA-256, rows, schema, ids, matrices). Exit 1 on any."""
+    from sao.verify import verify
+
+    problems, checked = verify(run_dir)
+    for problem in problems:
+        print(f"problem: {problem}")
+    if problems:
+        print(f"FAILED: {len(problems)} problem(s) in {run_dir}")
+        raise typer.Exit(1)
+    print(f"ok: {checked['shards']} shards, {checked['records']} records in {run_dir}")
+
+
 @app.command("judge-eval")
 @user_errors
 def judge_eval_cmd(
