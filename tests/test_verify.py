@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from sao.records import shard_name
-from sao.verify import record_problems
+from sao.verify import record_problems, verify
 from tests.conftest import run_sao
 
 pytestmark = pytest.mark.slow
@@ -29,9 +29,9 @@ def verdict(out) -> tuple[int, list[str]]:
 
 
 def problems(out) -> list[str]:
-    code, lines = verdict(out)
-    assert code == 1 and lines[-1].startswith("FAILED:"), lines
-    return lines[:-1]
+    """The problems found, in process (the command line is tested on a flipped byte)."""
+    found, _ = verify(out)
+    return [f"problem: {p}" for p in found]
 
 
 def test_a_sound_run_verifies(copy):
@@ -46,8 +46,10 @@ def test_a_flipped_byte(copy):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-    found = problems(copy)
-    assert any(shard_name(0) in p and "SHA-256" in p for p in found), found
+    code, lines = verdict(copy)
+    assert code == 1 and lines[-1].startswith("FAILED:") and str(copy) in lines[-1], lines
+    assert any(shard_name(0) in line and "SHA-256" in line for line in lines[:-1]), lines
+    assert all(line.startswith("problem: ") for line in lines[:-1]), lines
 
 
 def test_a_truncated_shard(copy):
