@@ -112,6 +112,9 @@ def record_problems(record: dict[str, Any]) -> Iterator[str]:
     if len(p) != k or any(len(row) != k for row in p):
         yield f"pref_matrix is not {k}×{k}"
         return
+    if any(cell is None for row in p for cell in row) or None in (record["scores"] or []):
+        yield "pref_matrix or scores hold null cells"
+        return
     for i in range(k):
         if not math.isclose(p[i][i], 0.5, abs_tol=TOLERANCE):
             yield f"P[{i}][{i}] = {p[i][i]}, not 1/2"

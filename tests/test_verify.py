@@ -100,3 +100,5 @@ def test_matrix_invariants_by_hand():
     assert any("row means" in p for p in found)
     assert any("itself" in p for p in found)
     assert list(record_problems({**good, "pref_matrix": [[0.5]]})) == ["pref_matrix is not 2×2"]
+    holes = {**good, "pref_matrix": [[0.5, None], [0.2, 0.5]]}
+    assert list(record_problems(holes)) == ["pref_matrix or scores hold null cells"]
