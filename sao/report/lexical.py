@@ -65,26 +65,50 @@ def shingles(text: str, n: int = 3) -> set[str]:
     return {" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)}
 
 
+class NearDuplicateIndex:
+    """Texts added one by one; `find` names an added text whose shingle Jaccard reaches the
+    threshold. The LSH bands are tuned 0.1 below it, so pairs just above it are rarely missed
+    (LSH recall is ~½ at its own threshold); the exact Jaccard then decides."""
+
+    def __init__(self, threshold: float = NEAR_DUP_JACCARD, num_perm: int = 128) -> None:
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self._lsh = MinHashLSH(threshold=max(0.4, threshold - 0.1), num_perm=num_perm)
+        self._sets: list[set[str]] = []
+
+    def find(self, text: str) -> int | None:
+        """Position (order of add) of the first added near-duplicate of `text`, or None."""
+        grams = shingles(text)
+        for key in sorted(self._lsh.query(self._signature(grams))):
+            other = self._sets[key]
+            if len(grams & other) / len(grams | other) >= self.threshold:
+                return key
+        return None
+
+    def add(self, text: str) -> int:
+        """Remember a text; returns its position."""
+        grams = shingles(text)
+        self._lsh.insert(len(self._sets), self._signature(grams))
+        self._sets.append(grams)
+        return len(self._sets) - 1
+
+    def _signature(self, grams: set[str]) -> MinHash:
+        signature = MinHash(num_perm=self.num_perm, seed=1)
+        signature.update_batch([g.encode() for g in grams])
+        return signature
+
+
 def near_duplicates(
     texts: Sequence[str], threshold: float = NEAR_DUP_JACCARD, num_perm: int = 128
 ) -> list[tuple[int, int]]:
-    """(later, earlier) pairs whose shingle Jaccard reaches `threshold`; one per later text.
-
-    The LSH bands are tuned 0.1 below the threshold, so pairs just above it are rarely missed
-    (LSH recall is ~½ at its own threshold); the exact Jaccard then decides.
-    """
-    lsh = MinHashLSH(threshold=max(0.5, threshold - 0.1), num_perm=num_perm)
-    sets = [shingles(t) for t in texts]
+    """(later, earlier) pairs whose shingle Jaccard reaches `threshold`; one per later text."""
+    index = NearDuplicateIndex(threshold, num_perm)
     found = []
-    for index, grams in enumerate(sets):
-        signature = MinHash(num_perm=num_perm, seed=1)
-        signature.update_batch([g.encode() for g in grams])
-        for key in sorted(lsh.query(signature)):
-            other = sets[key]
-            if len(grams & other) / len(grams | other) >= threshold:
-                found.append((index, key))
-                break
-        lsh.insert(index, signature)
+    for position, text in enumerate(texts):
+        earlier = index.find(text)
+        if earlier is not None:
+            found.append((position, earlier))
+        index.add(text)
     return found
 
 
