@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sao.errors import SaoError
+from sao.interrupts import Terminated, install
 
 app = typer.Typer(
     add_completion=False,
@@ -28,23 +30,31 @@ err = Console(stderr=True)
 
 
 def user_errors(fn):
-    """Turn a SaoError into one line on stderr and a non-zero exit; Ctrl-C into exit 130."""
+    """Turn a SaoError into one line on stderr and a non-zero exit; Ctrl-C into exit 130 and
+    SIGTERM into 143, each with the command that resumes."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except SaoError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line
             raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as exc:
+            name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
             print(
-                "interrupted: committed shards are kept; rerun the same command to resume",
+                f"interrupted ({name}): committed shards are kept; resume with: {resume_command()}",
                 file=sys.stderr,
             )
-            raise typer.Exit(130) from None
+            raise typer.Exit(code) from None
 
     return wrapper
+
+
+def resume_command() -> str:
+    """This invocation as a shell line, without `--overwrite` (which would start again)."""
+    words = [Path(sys.argv[0]).name, *(a for a in sys.argv[1:] if a != "--overwrite")]
+    return shlex.join(words)
 
 
 @app.command()
@@ -88,11 +98,20 @@ def generate(
         bool,
         typer.Option("--no-personas", help="Ablation: the same prompt template with no persona."),
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the run already in --out.")
+    ] = False,
+    extend: Annotated[
+        bool,
+        typer.Option("--extend", help="Add personas (a larger -n) to the finished run in --out."),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the resolved config and plan, then exit.")
     ] = False,
 ) -> None:
     """Generate a preference dataset. Example: sao generate --personas 64 --out runs/first"""
+    if overwrite and extend:
+        raise SaoError("--overwrite and --extend exclude each other: pick one")
     from sao.config import FilterConfig, load_config
     from sao.pipeline import generate as run
 
@@ -116,7 +135,8 @@ def generate(
         cfg = cfg.model_copy(
             update={"filters": FilterConfig(exact=False, near_duplicate=None, rouge_l=None)}
         )
-    result = run(cfg, err, dry_run=dry_run)
+    mode = "overwrite" if overwrite else "extend" if extend else "resume"
+    result = run(cfg, err, dry_run=dry_run, mode=mode)
     if dry_run:
         _print_plan(result)
     else:
@@ -470,8 +490,12 @@ def personas_cmd(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: SIGTERM unwinds like Ctrl-C (exit 143)."""
+    install()
+    try:
+        app()
+    except Terminated:  # outside a command (start-up): nothing to keep
+        sys.exit(143)
 
 
 if __name__ == "__main__":

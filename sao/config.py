@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -11,6 +12,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sao.errors import SaoError
+
+MAX_SHOWN = 40  # characters of a rejected value quoted in an error
+
+RETRY_KEYS = ("retries", "retry_backoff_s")  # how hard to try, not what is produced
 
 
 class _Section(BaseModel):
@@ -27,6 +32,12 @@ class EngineConfig(_Section):
     batch_size: int = Field(32, ge=1, description="hf: conversations per generate() call")
     max_model_len: int = Field(4096, ge=256, description="vllm: context length")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm: GPU share")
+    retries: int = Field(
+        2, ge=0, description="an engine error reruns the shard up to this many times, then stops"
+    )
+    retry_backoff_s: float = Field(
+        10.0, ge=0, description="seconds before the first rerun, doubled for each next one"
+    )
 
 
 class PersonaConfig(_Section):
@@ -145,6 +156,8 @@ class RunConfig(_Section):
         """The settings that determine the records (everything but where they are written)."""
         data = self.model_dump(mode="json")
         data["output"].pop("dir")
+        for key in RETRY_KEYS:
+            data["engine"].pop(key)
         return data
 
     def data_hash(self) -> str:
@@ -153,47 +166,82 @@ class RunConfig(_Section):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def _close_key(loc: tuple[Any, ...]) -> str:
+    """' (did you mean ...?)' for an unknown key that is a near miss of a real one."""
+    section: Any = RunConfig
+    for part in loc[:-1]:
+        field = section.model_fields.get(part) if isinstance(part, str) else None
+        section = field.annotation if field is not None else None
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            return ""
+    match = difflib.get_close_matches(str(loc[-1]), list(section.model_fields), n=1)
+    return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def _shown(value: Any) -> str:
+    """A short one-line repr of a rejected value."""
+    text = " ".join(repr(value).split())
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
+
+
 def _first_error(exc: ValidationError) -> str:
+    """The first validation error as 'where: what (got value)', plus how many more there are."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "config"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     if err["type"] == "extra_forbidden":
-        return f"unknown key '{where}'{more}"
-    return f"{where}: {err['msg']}{more}"
+        return f"unknown key '{where}'{_close_key(err['loc'])}{more}"
+    msg = "should be a mapping of keys" if err["type"] == "model_type" else err["msg"]
+    got = ""
+    if err["type"] != "missing" and not isinstance(err.get("input"), dict):
+        got = f" (got {_shown(err.get('input'))})"
+    return f"{where}: {msg}{got}{more}"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML config file; SaoError for anything else."""
+    if path.is_dir():
+        raise SaoError(f"config {path} is a folder, not a YAML file")
+    if not path.is_file():
+        raise SaoError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = " ".join(str(getattr(exc, "problem", None) or "not valid YAML").split())
+        raise SaoError(f"config {path}: invalid YAML{where}: {problem}") from None
+    except UnicodeDecodeError as exc:
+        raise SaoError(f"config {path}: not UTF-8 text (byte {exc.start + 1})") from None
+    except OSError as exc:
+        raise SaoError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise SaoError(f"config {path}: the top level must be a mapping of keys")
+    return loaded
+
+
+def _apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` in nested dicts; a section the file set to a non-mapping is left to fail."""
+    node = data
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        if not isinstance(child, dict):
+            return  # validation reports the bad section, with its value
+        node = child
+    node[leaf] = value
 
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML config (or defaults), apply dotted-key overrides, validate."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise SaoError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or "not valid YAML"
-            raise SaoError(f"config {path}: invalid YAML{where}: {problem}") from None
-        except UnicodeDecodeError:
-            raise SaoError(f"config {path}: not UTF-8 text") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise SaoError(f"config {path}: the top level must be a mapping of keys")
-        data = loaded
+    data = _read_yaml(Path(path)) if path is not None else {}
     for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            child = node.get(key)
-            if not isinstance(child, dict):
-                child = node[key] = {}
-            node = child
-        node[leaf] = value
+        if value is not None:
+            _apply_override(data, dotted, value)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:

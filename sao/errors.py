@@ -5,3 +5,9 @@ class SaoError(Exception):
     """A problem the user can fix (bad config, bad input file, missing model, unwritable output)."""
 
     exit_code: int = 2
+
+
+class EngineFailure(SaoError):
+    """The engine kept failing on a shard after every retry; committed shards are intact."""
+
+    exit_code = 3

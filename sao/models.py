@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -95,6 +96,10 @@ def resolve_model(name: str, *, prepare: bool = True) -> ResolvedModel:
         if not (local / "config.json").is_file():
             raise SaoError(f"model folder {name} has no config.json: not a Hugging Face model")
         return ResolvedModel(name, str(local.resolve()), "local")
+    if local.exists():
+        raise SaoError(f"model {name} is a file; give the folder that holds config.json")
+    if _looks_like_path(name):
+        raise SaoError(f"model folder not found: {name}")
     if _looks_like_hub_id(name):
         if prepare:
             _check_hub_model(name)
@@ -103,6 +108,11 @@ def resolve_model(name: str, *, prepare: bool = True) -> ResolvedModel:
         f"unknown model '{name}': not '{EMBEDDED_ALIAS}', not a local folder, "
         "and not a Hugging Face id of the form org/name"
     )
+
+
+def _looks_like_path(name: str) -> bool:
+    """True for names that can only mean a folder on this machine (./x, ../x, /x, ~/x, a/b/c)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -120,3 +130,22 @@ def _check_hub_model(name: str) -> None:
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SaoError(f"unknown model '{name}': {reason}") from None
+
+
+CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+
+
+def has_chat_template(folder: Path) -> bool:
+    """True when a model folder ships a chat template (a file, or tokenizer_config.json's key)."""
+    if any((folder / name).is_file() for name in CHAT_TEMPLATE_FILES):
+        return True
+    if (folder / "additional_chat_templates").is_dir():
+        return True
+    config = folder / "tokenizer_config.json"
+    if not config.is_file():
+        return False
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SaoError(f"model {folder}: unreadable tokenizer_config.json ({exc})") from None
+    return isinstance(data, dict) and bool(data.get("chat_template"))

@@ -27,6 +27,8 @@ LIBRARY_FILE = "library.jsonl"
 BUNDLED = "bundled"
 HF_PREFIX = "hf:"
 JSONL_SUFFIXES = (".jsonl", ".json")
+# A persona is a short description; anything longer is a broken file, not a person.
+MAX_PERSONA_CHARS = 20_000
 # Files that mark a folder written by Dataset.save_to_disk / DatasetDict.save_to_disk.
 _SAVED_DATASET_MARKERS = ("state.json", "dataset_info.json", "dataset_dict.json")
 
@@ -39,6 +41,15 @@ class Persona:
     text: str
     # Table keys for bundled personas (occupation, place, ...); empty for external sources.
     attributes: dict[str, str] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+
+
+class PersonaPool(list[Persona]):
+    """The distinct personas of one source, remembering the source and the duplicates dropped."""
+
+    def __init__(self, personas: Iterable[Persona], source: str, duplicates: int = 0) -> None:
+        super().__init__(personas)
+        self.source = source
+        self.duplicates = duplicates
 
 
 # --------------------------------------------------------------------------- bundled library
@@ -68,7 +79,7 @@ def load_library() -> list[Persona]:
         ):
             raise SaoError(f"{path} line {lineno}: 'attributes' must map names to strings")
         personas.append(Persona(persona_id, text, dict(attributes)))
-    return _nonempty(_dedupe(personas), path)
+    return _pool(personas, "the bundled persona library")
 
 
 # --------------------------------------------------------------------------- JSON Lines
@@ -85,7 +96,12 @@ def load_jsonl(path: str | Path, field: str = "persona") -> list[Persona]:
         Persona(f"{file.stem}:{lineno}", _persona_text(record, field, file, lineno))
         for lineno, record in _json_objects(file)
     ]
-    return _nonempty(_dedupe(personas), file)
+    if not personas:
+        raise SaoError(
+            f"persona file {file} is empty: no personas (expected one JSON object per line "
+            f"with a {field!r} string)"
+        )
+    return _pool(personas, str(file))
 
 
 def _json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -117,11 +133,17 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise SaoError(f"cannot read persona file {path}: {exc.strerror or exc}") from None
     if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
         data = data[3:]
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise SaoError(f"{path} is UTF-16 text; save it as UTF-8")
     for lineno, raw in enumerate(data.split(b"\n"), start=1):
         try:
             yield lineno, raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise SaoError(f"{path} line {lineno}: not valid UTF-8 text") from None
+        except UnicodeDecodeError as exc:
+            byte = raw[exc.start : exc.start + 1].hex()
+            raise SaoError(
+                f"{path} line {lineno}: not valid UTF-8 text (byte 0x{byte} at column "
+                f"{exc.start + 1}); save the file as UTF-8"
+            ) from None
 
 
 def _persona_text(record: dict[str, Any], field: str, path: Path, lineno: int) -> str:
@@ -136,7 +158,17 @@ def _persona_text(record: dict[str, Any], field: str, path: Path, lineno: int) -
     text = value.strip()
     if not text:
         raise SaoError(f"{path} line {lineno}: the {field!r} field is empty")
+    _check_length(text, f"{path} line {lineno}: the {field!r} field")
     return text
+
+
+def _check_length(text: str, where: str) -> None:
+    """SaoError when a persona is longer than `MAX_PERSONA_CHARS`."""
+    if len(text) > MAX_PERSONA_CHARS:
+        raise SaoError(
+            f"{where} is {len(text):,} characters long; a persona may have at most "
+            f"{MAX_PERSONA_CHARS:,}"
+        )
 
 
 def _json_type(value: Any) -> str:
@@ -179,7 +211,9 @@ def load_hf_column(
         for row, value in enumerate(dataset[column])
         if isinstance(value, str) and value.strip()
     ]
-    return _nonempty(_dedupe(personas), f"dataset {name_or_path!r} column {column!r}")
+    for persona in personas:
+        _check_length(persona.text, f"dataset {name_or_path!r} row {persona.id.rsplit(':', 1)[1]}")
+    return _pool(personas, f"dataset {name_or_path!r} column {column!r}")
 
 
 def _open_dataset(name_or_path: str, split: str) -> Any:
@@ -255,32 +289,45 @@ def load_personas(source: str | None) -> list[Persona]:
 
 
 def sample_personas(personas: list[Persona], n: int, seed: int) -> list[Persona]:
-    """`n` distinct personas drawn without replacement; the same seed gives the same list."""
+    """`n` distinct personas drawn without replacement; the same seed gives the same list.
+
+    The draw is a prefix of one seeded shuffle of the source, so a larger `n` keeps the
+    personas of a smaller one in the same order (`sao generate --extend` relies on it).
+    """
     if n < 0:
         raise SaoError(f"cannot sample a negative number of personas ({n})")
     if n > len(personas):
-        raise SaoError(
-            f"asked for {n} personas but the persona source has only {len(personas)}; "
-            "lower the count or use a larger source"
-        )
-    return random.Random(seed).sample(personas, n)
+        raise SaoError(f"asked for {n} personas but {_has_only(personas)}")
+    order = list(range(len(personas)))
+    random.Random(seed).shuffle(order)
+    return [personas[i] for i in order[:n]]
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _dedupe(personas: Iterable[Persona]) -> list[Persona]:
-    """Drop personas whose text was seen before, keeping the first and the source order."""
+def _pool(personas: Iterable[Persona], source: str) -> PersonaPool:
+    """Drop personas whose text was seen before (the first is kept, in source order)."""
     seen: set[str] = set()
     unique: list[Persona] = []
+    total = 0
     for persona in personas:
+        total += 1
         if persona.text not in seen:
             seen.add(persona.text)
             unique.append(persona)
-    return unique
+    if not unique:
+        raise SaoError(f"{source}: no personas found (the source is empty)")
+    return PersonaPool(unique, source, duplicates=total - len(unique))
 
 
-def _nonempty(personas: list[Persona], where: Path | str) -> list[Persona]:
-    if not personas:
-        raise SaoError(f"{where}: no personas found (the source is empty)")
-    return personas
+def _has_only(personas: list[Persona]) -> str:
+    """'<source> has only N ...; <what to do>' for a pool smaller than a request."""
+    source = getattr(personas, "source", "the persona source")
+    duplicates = getattr(personas, "duplicates", 0)
+    if duplicates:
+        dropped = f"{duplicates} duplicate{'s' if duplicates != 1 else ''} dropped"
+        have = f"{source} has only {len(personas)} distinct ones ({dropped})"
+    else:
+        have = f"{source} has only {len(personas)}"
+    return f"{have}; lower the count or use a larger source"

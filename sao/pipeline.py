@@ -21,10 +21,13 @@ from rich.progress import (
 )
 
 import sao
+from sao import failpoints
 from sao.config import RunConfig
 from sao.engines import Engine, make_engine, resolve_engine_name
+from sao.errors import EngineFailure, SaoError
 from sao.models import resolve_model
 from sao.personas import Persona, load_personas, sample_personas
+from sao.preflight import preflight
 from sao.records import record_id
 from sao.stages import judge, pairs, prompts, responses
 from sao.stages.bradley_terry import schedule
@@ -108,6 +111,7 @@ def run_shard(
 
     `prompt_filter` holds the prompts kept by earlier shards; this shard's are added to it.
     """
+    failpoints.reach("start", index)
     wall: dict[str, float] = {}
     tokens: dict[str, int] = {}
 
@@ -117,6 +121,7 @@ def run_shard(
         result = work()
         wall[name] = time.perf_counter() - start
         tokens[name] = count(result)
+        failpoints.reach(name, index)
         if on_stage:
             on_stage(name, len(personas), tokens[name], wall[name])
         return result
@@ -248,6 +253,7 @@ class StageProgress:
         }
         self.tokens = Counter()
         self.seconds = Counter()
+        self.pending: list[tuple[str, int, int, float]] = []  # this shard's, until kept
 
     def __enter__(self) -> StageProgress:
         self.progress.__enter__()
@@ -258,6 +264,20 @@ class StageProgress:
 
     def update(self, stage: str, records: int, tokens: int, seconds: float) -> None:
         """Advance a stage by one shard's records and refresh its throughput."""
+        self.pending.append((stage, records, tokens, seconds))
+        self._advance(stage, records, tokens, seconds)
+
+    def keep(self) -> None:
+        """The shard was committed: its progress stays."""
+        self.pending.clear()
+
+    def undo(self) -> None:
+        """The shard failed and will be rerun: take its progress back."""
+        for stage, records, tokens, seconds in self.pending:
+            self._advance(stage, -records, -tokens, -seconds)
+        self.pending.clear()
+
+    def _advance(self, stage: str, records: int, tokens: int, seconds: float) -> None:
         self.tokens[stage] += tokens
         self.seconds[stage] += seconds
         rate = self.tokens[stage] / max(self.seconds[stage], 1e-9)
@@ -284,8 +304,13 @@ class FilterFeed:
     """
 
     def __init__(self, cfg: RunConfig, store: Store) -> None:
-        self.filter = PromptFilter(cfg.filters)
+        self.config = cfg.filters
         self.store = store
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything, e.g. the prompts a failed shard added; refilled on `before`."""
+        self.filter = PromptFilter(self.config)
         self.next = 0  # shards below this are in the filter
 
     def before(self, index: int) -> PromptFilter | None:
@@ -302,24 +327,29 @@ class FilterFeed:
 
 
 def generate(
-    cfg: RunConfig, console: Console, *, dry_run: bool = False, engine: Engine | None = None
+    cfg: RunConfig,
+    console: Console,
+    *,
+    dry_run: bool = False,
+    engine: Engine | None = None,
+    mode: str = "resume",
 ) -> dict[str, Any]:
     """Run (or, with dry_run, plan) a whole generation; returns the manifest or the plan.
 
     `engine` lets a caller (a benchmark, a notebook) reuse a loaded engine; it is not closed.
+    `mode` is `Store.open`'s: "resume" (the default), "overwrite" or "extend".
     """
-    model = resolve_model(cfg.model, prepare=not dry_run)
     chosen, pool_size = choose_personas(cfg)
     templates = {
         "prompts": Template(cfg.prompts.template),
         "judge": Template(cfg.judge.template_name()),
     }
+    preflight(cfg, resolve_model(cfg.model, prepare=False), chosen, templates)
+    model = resolve_model(cfg.model, prepare=not dry_run)  # the embedded model: converted once
     plan = make_plan(cfg, len(chosen))
     if dry_run:
         return {"config": cfg.model_dump(mode="json"), "plan": plan.__dict__}
 
-    size = cfg.output.shard_size
-    shards = [chosen[i : i + size] for i in range(0, len(chosen), size)]
     engine_name = resolve_engine_name(cfg.engine.name)
     header = {
         "sao_version": sao.__version__,
@@ -335,12 +365,15 @@ def generate(
             "sampled": len(chosen),
         },
     }
-    store = Store.open(cfg.output.dir, header)
+    store = Store.open(cfg.output.dir, header, mode)
+    failpoints.reach("opened")
+    shards = layout(chosen, store.manifest["segments"], cfg.output.shard_size)
     todo = [i for i in range(len(shards)) if i not in store.committed()]
     done_personas = sum(len(shards[i]) for i in range(len(shards)) if i not in todo)
     if todo:
         if done_personas:
-            console.print(f"resuming: {len(shards) - len(todo)} of {len(shards)} shards committed")
+            done = len(shards) - len(todo)
+            console.print(f"resuming: {done} of {len(shards)} shards committed", soft_wrap=True)
         owned = engine is None
         if engine is None:
             with console.status(f"loading {model.name} on engine {engine_name}"):
@@ -349,18 +382,82 @@ def generate(
             feed = FilterFeed(cfg, store)
             with StageProgress(console, len(chosen), done_personas) as progress:
                 for index in todo:
-                    records, stats = run_shard(
-                        engine,
-                        cfg,
-                        index,
-                        shards[index],
-                        templates,
-                        progress.update,
-                        feed.before(index),
-                    )
+
+                    def attempt(index: int = index) -> tuple[list[dict], dict[str, Any]]:
+                        return run_shard(
+                            engine,
+                            cfg,
+                            index,
+                            shards[index],
+                            templates,
+                            progress.update,
+                            feed.before(index),
+                        )
+
+                    def undo() -> None:
+                        progress.undo()
+                        feed.reset()
+
+                    records, stats = with_retries(attempt, undo, cfg, index, store, console)
                     store.commit(index, records, stats)
+                    progress.keep()
         finally:
             if owned:
                 engine.close()
     store.finish(totals(store.manifest["shards"]))
     return store.manifest
+
+
+def layout(personas: list[T], segments: list[int], size: int) -> list[list[T]]:
+    """Shards of `size` personas, cut afresh in each segment (a run, then each `--extend`)."""
+    shards, start = [], 0
+    for count in segments:
+        segment = personas[start : start + count]
+        shards += [segment[i : i + size] for i in range(0, len(segment), size)]
+        start += count
+    return shards
+
+
+def with_retries(
+    attempt: Callable[[], T],
+    undo: Callable[[], None],
+    cfg: RunConfig,
+    index: int,
+    store: Store,
+    console: Console,
+) -> T:
+    """Run one shard; an engine error reruns it after a back-off, up to `engine.retries` times.
+
+    A shard is all or nothing and its seeds are fixed, so a rerun gives the same records.
+    """
+    retries, backoff = cfg.engine.retries, cfg.engine.retry_backoff_s
+    for tries in range(retries + 1):
+        try:
+            return attempt()
+        except SaoError:
+            raise
+        except Exception as exc:  # an engine's own error types vary: CUDA, HTTP, engine death
+            undo()
+            reason = describe(exc)
+            if tries == retries:
+                kept = len(store.committed())
+                raise EngineFailure(
+                    f"engine failed on shard {index} after {retries + 1} attempts ({reason}); "
+                    f"{kept} committed shards are kept, rerun the same command to resume"
+                ) from None
+            delay = backoff * 2**tries
+            console.print(
+                f"engine error on shard {index} ({reason}): "
+                f"retry {tries + 1} of {retries} in {delay:g} s",
+                soft_wrap=True,
+                markup=False,
+            )
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    first = text[0][:200] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

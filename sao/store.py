@@ -12,8 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from sao import failpoints
 from sao.config import diff_keys
 from sao.errors import SaoError
+from sao.interrupts import held
 from sao.records import MANIFEST_NAME, RECORD_SCHEMA, SCHEMA_VERSION, SHARD_GLOB, shard_name
 
 
@@ -63,6 +65,9 @@ def read_shard(path: Path) -> pa.Table:
         return pa.ipc.open_stream(source).read_all()
 
 
+REPORT_FILES = ("report.html", "report.json")  # `sao report`'s defaults, stale once replaced
+
+
 class Store:
     """One output folder: committed shards and the manifest describing them."""
 
@@ -71,8 +76,13 @@ class Store:
         self.manifest = manifest
 
     @classmethod
-    def open(cls, out_dir: str | Path, header: dict[str, Any]) -> Store:
-        """Create or reopen an output folder; refuse one written with a different config."""
+    def open(cls, out_dir: str | Path, header: dict[str, Any], mode: str = "resume") -> Store:
+        """Create or reopen an output folder for the run described by `header`.
+
+        `mode` "resume" refuses a folder written with a different config; "overwrite" first
+        removes the previous run's files; "extend" accepts a finished run whose only change is
+        a larger `personas.count`, and records the added personas as a new segment.
+        """
         out = Path(out_dir)
         try:
             out.mkdir(parents=True, exist_ok=True)
@@ -81,32 +91,51 @@ class Store:
             probe.unlink()
         except OSError as exc:
             raise SaoError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
+        if mode == "overwrite":
+            remove_run(out)
+        remove_temporaries(out)
+        count = header["config"]["personas"]["count"]
         path = out / MANIFEST_NAME
         if path.exists():
             try:
                 old = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                raise SaoError(f"{path} is unreadable ({exc}); use a new --out folder") from None
+                raise SaoError(
+                    f"{path} is unreadable ({exc}); use --overwrite or a new --out folder"
+                ) from None
+            if not isinstance(old, dict) or not isinstance(old.get("config"), dict):
+                raise SaoError(f"{path} is not a sao manifest; use --overwrite or a new --out")
+            segments = old.get("segments") or [old["config"]["personas"]["count"]]
             if old.get("config_hash") != header["config_hash"]:
                 keys = diff_keys(old.get("config", {}), header["config"]) or ["config"]
-                raise SaoError(
-                    f"{out} holds a run with a different config ({', '.join(keys)} differ); "
-                    "use another --out folder"
-                )
+                if mode != "extend":
+                    hint = " (--extend adds them)" if keys == ["personas.count"] else ""
+                    raise SaoError(
+                        f"{out} holds a run with a different config ({', '.join(keys)} differ"
+                        f"{hint}); use --overwrite to replace it, or another --out folder"
+                    )
+                segments = [*segments, extension(old, keys, count, out)]
             manifest = {**old, **header, "shards": old.get("shards", [])}
             manifest["created"] = old.get("created", manifest.get("created"))
         else:
+            if mode == "extend":
+                raise SaoError(f"--extend needs a finished run in {out}, which has none")
             stray = sorted(p.name for p in out.glob(SHARD_GLOB))
             if stray:
                 raise SaoError(
-                    f"{out} has shards ({stray[0]}, ...) but no manifest; use a new --out"
+                    f"{out} has shards ({stray[0]}, ...) but no manifest; "
+                    "use --overwrite or a new --out folder"
                 )
             manifest = {**header, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
             manifest["shards"] = []
+            segments = [count]
+        manifest["segments"] = segments
         manifest["schema_version"] = SCHEMA_VERSION
         manifest["status"] = "running"
+        manifest.pop("totals", None)
         store = cls(out, manifest)
-        store._write_manifest()
+        with held():
+            store._write_manifest()
         return store
 
     def committed(self) -> set[int]:
@@ -122,28 +151,76 @@ class Store:
         """Write shard `index` atomically, then record it in the manifest."""
         data = table_bytes(pa.Table.from_pylist(records, schema=RECORD_SCHEMA))
         name = shard_name(index)
-        write_atomic(self.out_dir / name, data)
+        with held():
+            write_atomic(self.out_dir / name, data)
+            failpoints.reach("written", index)
+            self._record(index, name, len(records), hashlib.sha256(data).hexdigest(), stats)
+        failpoints.reach("committed", index)
+        return self.entry(index)
+
+    def entry(self, index: int) -> dict[str, Any]:
+        """The manifest entry of shard `index`."""
+        return next(s for s in self.manifest["shards"] if s["index"] == index)
+
+    def _record(self, index: int, name: str, rows: int, sha: str, stats: dict) -> None:
         entry = {
             "index": index,
             "file": name,
-            "rows": len(records),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "rows": rows,
+            "sha256": sha,
             "stats": stats,
         }
         shards = [s for s in self.manifest["shards"] if s["index"] != index] + [entry]
         self.manifest["shards"] = sorted(shards, key=lambda s: s["index"])
         self._write_manifest()
-        return entry
 
     def finish(self, totals: dict[str, Any]) -> None:
         """Mark the run complete with its totals."""
+        failpoints.reach("finish")
         self.manifest["totals"] = totals
         self.manifest["status"] = "complete"
-        self._write_manifest()
+        with held():
+            self._write_manifest()
 
     def _write_manifest(self) -> None:
         text = json.dumps(self.manifest, indent=2, sort_keys=False) + "\n"
         write_atomic(self.out_dir / MANIFEST_NAME, text.encode())
+
+
+def extension(old: dict[str, Any], keys: list[str], count: int, out: Path) -> int:
+    """Personas an `--extend` adds to the finished run `old`; refuses any other change."""
+    others = [key for key in keys if key != "personas.count"]
+    if others:
+        raise SaoError(
+            f"--extend only adds personas, but {', '.join(others)} differ from the run in {out}"
+        )
+    before = old["config"]["personas"]["count"]
+    if count <= before:
+        raise SaoError(f"--extend needs more than the {before} personas already in {out}")
+    if old.get("status") != "complete":
+        raise SaoError(
+            f"--extend adds to a finished run; {out} is unfinished: rerun its own command first"
+        )
+    return count - before
+
+
+def remove_run(out: Path) -> int:
+    """Delete a previous run's manifest, shards, reports and temporaries; returns shards removed.
+
+    The manifest goes first, so a run stopped half-way through is never mistaken for a resume.
+    """
+    (out / MANIFEST_NAME).unlink(missing_ok=True)
+    shards = list(out.glob(SHARD_GLOB))
+    for path in [*shards, *(out / name for name in REPORT_FILES)]:
+        path.unlink(missing_ok=True)
+    return len(shards)
+
+
+def remove_temporaries(out: Path) -> None:
+    """Delete the temporary files a killed write left behind (never visible to readers)."""
+    for path in out.glob(".*.tmp"):
+        if path.name.startswith((".shard-", f".{MANIFEST_NAME}.")):
+            path.unlink(missing_ok=True)
 
 
 def read_manifest(out_dir: str | Path) -> dict[str, Any]:

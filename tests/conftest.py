@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +24,19 @@ TINY = {
 }
 
 
-def run_sao(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run `sao ARGS...` in a subprocess and return the finished process (text output)."""
-    return subprocess.run([SAO, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+def run_sao(
+    *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run `sao ARGS...` in a subprocess and return the finished process (text output);
+    `env` adds variables to this process's environment."""
+    return subprocess.run(
+        [SAO, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +55,11 @@ def hf_run(tmp_path_factory, tiny_config) -> tuple[Path, subprocess.CompletedPro
     proc = run_sao("generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, proc
+
+
+@pytest.fixture
+def run_copy(hf_run, tmp_path) -> Path:
+    """A private copy of the shared tiny hf run (4 personas, 2 shards, complete) to change."""
+    out = tmp_path / "run"
+    shutil.copytree(hf_run[0], out)
+    return out

@@ -2,7 +2,8 @@
 
 Run as a script (vLLM needs a `__main__` guard): python tests/judge_modes.py ENGINE
 Items are four answers per shipped probe (better, worse, and two cut-down versions), judged in
-each mode as the pipeline does; then `judge-eval` on the first probes in every mode.
+each mode as the pipeline does; the default mode again with every item's answers reversed;
+then `judge-eval` on the first probes in every mode.
 """
 
 import json
@@ -54,6 +55,14 @@ if __name__ == "__main__":
                 for (_, texts), v in zip(items, verdicts, strict=True)
             ],
         }
+    # the default judge again, each item forward and with its answers reversed, in one batch
+    default = JudgeConfig()
+    both = items + [(prompt, texts[::-1]) for prompt, texts in items]
+    verdicts = judge.judge(engine, both, Template(default.template_name()), default)
+    out["reversal"] = {
+        "forward": [v.matrix for v in verdicts[: len(items)]],
+        "reversed": [v.matrix for v in verdicts[len(items) :]],
+    }
     out["eval"] = evaluate(engine, probes[:6], JudgeConfig(), list(MODES))
     engine.close()
     print(json.dumps(out))

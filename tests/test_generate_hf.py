@@ -7,15 +7,16 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from sao.records import shard_name
 from sao.store import read_manifest, read_records
+from sao.verify import verify
 from tests.conftest import SAO, TINY, run_sao
 from tests.e2e_checks import (
     check_records,
     check_reversal,
     check_run_diagnostics,
-    generate_tiny,
     generate_with,
     load_records,
     rejudge,
@@ -55,6 +56,7 @@ def test_text_judge_with_a_pairs_budget_and_consistent_pairs(tmp_path):
         "hf",
         tmp_path / "out",
         tmp_path,
+        personas={"count": 2},  # one shard
         responses={"samples": 4, "max_tokens": 40},
         judge={"mode": "pairwise-text", "opponents": 1, "max_tokens": 8},
         pairs={"strategy": "consistent-only", "min_margin": 0.0},
@@ -67,13 +69,27 @@ def test_text_judge_with_a_pairs_budget_and_consistent_pairs(tmp_path):
         assert rec["judge_stats"]["estimated_cells"] >= 2
 
 
-def test_rerun_resumes_and_regenerates_a_lost_shard_identically(run, tiny_config):
+def test_engine_faults_stop_cleanly_then_a_rerun_regenerates_a_lost_shard(run, tmp_path):
     out, _ = run
+    config = tmp_path / "retry.yaml"  # retries do not change the config hash
+    config.write_text(yaml.safe_dump({**TINY, "engine": {"retries": 1, "retry_backoff_s": 0.2}}))
     shards = sorted(out.glob("shard-*.arrow"))
     assert len(shards) == 2
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in shards}
     (out / shard_name(1)).unlink()  # as if the run had died before shard 1 was committed
-    proc = run_sao("generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(out))
+    args = ("generate", "-c", str(config), "--engine", "hf", "--out", str(out))
+
+    failing = run_sao(*args, env={"SAO_FAILPOINT": "fail@start:1"})  # fails every time
+    assert failing.returncode == 3, failing.stderr[-3000:]
+    assert "Traceback" not in failing.stderr
+    assert "retry 1 of 1 in 0.2 s" in failing.stderr
+    assert failing.stderr.strip().splitlines()[-1] == (
+        "error: engine failed on shard 1 after 2 attempts (InjectedFault: injected fault at "
+        "start:1); 1 committed shards are kept, rerun the same command to resume"
+    )
+    assert (out / shard_name(0)).stat().st_mtime_ns == before[shard_name(0)][0]
+
+    proc = run_sao(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resuming: 1 of 2 shards committed" in proc.stderr
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("shard-*.arrow")}
@@ -81,21 +97,17 @@ def test_rerun_resumes_and_regenerates_a_lost_shard_identically(run, tiny_config
     assert after[shard_name(1)][1] == before[shard_name(1)][1]  # same bytes, rewritten
 
 
-def test_same_seed_gives_identical_records(run, tiny_config, tmp_path):
-    out, _ = run
-    generate_tiny("hf", tmp_path, tiny_config)
-    assert read_records(tmp_path).to_pylist() == read_records(out).to_pylist()
-
-
 def test_reversing_responses_reverses_the_matrix(run):
     out, _ = run
     check_reversal(rejudge("hf", out), K, tol=1e-3)
 
 
-def test_ctrl_c_exits_130_with_a_resume_hint(tiny_config, tmp_path):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_exits_with_a_resume_command(tiny_config, tmp_path, sig, code):
     out = tmp_path / "out"
+    args = [SAO, "generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(out)]
     proc = subprocess.Popen(
-        [SAO, "generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(out)],
+        args,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -106,10 +118,13 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tiny_config, tmp_path):
     while not (out / "manifest.json").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(3)  # inside model loading or the first stage
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err[-3000:]
+    assert proc.returncode == code, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
+    name = signal.Signals(sig).name
+    resume = f"sao generate -c {tiny_config} --engine hf --out {out}"
     last = err.strip().splitlines()[-1]
-    assert last.startswith("interrupted: committed shards are kept"), err[-3000:]
+    assert last == f"interrupted ({name}): committed shards are kept; resume with: {resume}"
     assert read_manifest(out)["status"] == "running"
+    assert verify(out)[0] == []

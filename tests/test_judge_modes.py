@@ -71,6 +71,21 @@ def test_a_pairs_budget_estimates_the_unjudged_cells(judged):
             assert rec["pref_matrix"][i][j] == pytest.approx(full["pref_matrix"][i][j], abs=2e-3)
 
 
+def test_reversing_the_answers_reverses_the_matrix(judged):
+    # P from both orders is symmetric in position: answer a of the reversed list is k-1-a
+    for forward, backward, full in zip(
+        judged["reversal"]["forward"],
+        judged["reversal"]["reversed"],
+        judged["cases"]["logprob"]["records"],
+        strict=True,
+    ):
+        k = len(forward)
+        for a in range(k):
+            for b in range(k):
+                assert backward[a][b] == pytest.approx(forward[k - 1 - a][k - 1 - b], abs=2e-3)
+                assert forward[a][b] == pytest.approx(full["pref_matrix"][a][b], abs=2e-3)
+
+
 def test_text_verdicts_count_only_when_both_orders_agree(judged):
     for rec in judged["cases"]["text"]["records"]:
         verdicts = {(j["i"], j["j"]): j["verdict"] for j in rec["judgments"]}

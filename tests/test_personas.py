@@ -12,6 +12,7 @@ import pytest
 
 from sao.errors import SaoError
 from sao.personas import (
+    MAX_PERSONA_CHARS,
     Persona,
     library_dir,
     load_hf_column,
@@ -142,6 +143,11 @@ def test_sample_personas_is_seeded_and_without_replacement(library: list[Persona
     small = library[:5]
     assert sorted(p.id for p in sample_personas(small, 5, seed=1)) == sorted(p.id for p in small)
     assert sample_personas(small, 0, seed=1) == []
+
+
+def test_a_larger_sample_keeps_the_smaller_one_as_its_prefix(library: list[Persona]) -> None:
+    for small, large in [(3, 10), (20, 21), (5, 400)]:
+        assert sample_personas(library, large, 3)[:small] == sample_personas(library, small, 3)
 
 
 def test_sample_personas_too_many() -> None:
@@ -284,3 +290,19 @@ def test_load_personas_sources(library: list[Persona]) -> None:
         load_personas("hf:")
     with pytest.raises(SaoError, match="bad persona source"):
         load_personas("hf:a:b:c:d")
+
+
+def test_a_persona_longer_than_the_limit_names_its_line(tmp_path: Path) -> None:
+    lines = [{"persona": "x" * MAX_PERSONA_CHARS}, {"persona": "y" * (MAX_PERSONA_CHARS + 1)}]
+    path = _write(tmp_path / "long.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(SaoError, match=r"long\.jsonl line 2: .* characters long"):
+        load_jsonl(path)
+
+
+def test_too_few_distinct_personas_says_duplicates_were_dropped(tmp_path: Path) -> None:
+    path = _write(tmp_path / "dup.jsonl", '{"persona": "A"}\n{"persona": "A"}\n{"persona": "B"}\n')
+    pool = load_jsonl(path)
+    assert [p.text for p in pool] == ["A", "B"]
+    assert sample_personas(pool, 2, seed=0)  # duplicates alone are dropped silently
+    with pytest.raises(SaoError, match=r"only 2 distinct ones \(1 duplicate dropped\)"):
+        sample_personas(pool, 3, seed=0)

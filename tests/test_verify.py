@@ -14,14 +14,6 @@ from tests.conftest import run_sao
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def copy(hf_run, tmp_path):
-    """A private copy of the shared tiny hf run (2 shards) to damage."""
-    out = tmp_path / "run"
-    shutil.copytree(hf_run[0], out)
-    return out
-
-
 def verdict(out) -> tuple[int, list[str]]:
     proc = run_sao("verify", str(out))
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -34,55 +26,55 @@ def problems(out) -> list[str]:
     return [f"problem: {p}" for p in found]
 
 
-def test_a_sound_run_verifies(copy):
-    code, lines = verdict(copy)
-    manifest = json.loads((copy / "manifest.json").read_text())
+def test_a_sound_run_verifies(run_copy):
+    code, lines = verdict(run_copy)
+    manifest = json.loads((run_copy / "manifest.json").read_text())
     rows = sum(s["rows"] for s in manifest["shards"])
-    assert code == 0 and lines == [f"ok: 2 shards, {rows} records in {copy}"]
+    assert code == 0 and lines == [f"ok: 2 shards, {rows} records in {run_copy}"]
 
 
-def test_a_flipped_byte(copy):
-    path = copy / shard_name(0)
+def test_a_flipped_byte(run_copy):
+    path = run_copy / shard_name(0)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-    code, lines = verdict(copy)
-    assert code == 1 and lines[-1].startswith("FAILED:") and str(copy) in lines[-1], lines
+    code, lines = verdict(run_copy)
+    assert code == 1 and lines[-1].startswith("FAILED:") and str(run_copy) in lines[-1], lines
     assert any(shard_name(0) in line and "SHA-256" in line for line in lines[:-1]), lines
     assert all(line.startswith("problem: ") for line in lines[:-1]), lines
 
 
-def test_a_truncated_shard(copy):
-    path = copy / shard_name(1)
+def test_a_truncated_shard(run_copy):
+    path = run_copy / shard_name(1)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    found = problems(copy)
+    found = problems(run_copy)
     assert any(shard_name(1) in p and "SHA-256" in p for p in found), found
     assert any(shard_name(1) in p and "not a readable Arrow stream" in p for p in found), found
 
 
-def test_a_deleted_shard(copy):
-    (copy / shard_name(1)).unlink()
-    found = problems(copy)
+def test_a_deleted_shard(run_copy):
+    (run_copy / shard_name(1)).unlink()
+    found = problems(run_copy)
     assert f"problem: {shard_name(1)}: missing" in found
     assert any("totals say" in p for p in found), found
 
 
-def test_an_edited_manifest(copy):
-    path = copy / "manifest.json"
+def test_an_edited_manifest(run_copy):
+    path = run_copy / "manifest.json"
     manifest = json.loads(path.read_text())
     manifest["config"]["seed"] += 1
     manifest["shards"][0]["rows"] += 1
     path.write_text(json.dumps(manifest))
-    found = problems(copy)
+    found = problems(run_copy)
     assert any("config_hash" in p for p in found), found
     assert any(shard_name(0) in p and "the manifest says" in p for p in found), found
 
 
-def test_an_unlisted_shard_and_an_unreadable_manifest(copy):
-    shutil.copy(copy / shard_name(0), copy / shard_name(7))
-    assert any(shard_name(7) in p and "not listed" in p for p in problems(copy))
-    (copy / "manifest.json").write_text("{not json")
-    assert len(problems(copy)) == 1
+def test_an_unlisted_shard_and_an_unreadable_manifest(run_copy):
+    shutil.copy(run_copy / shard_name(0), run_copy / shard_name(7))
+    assert any(shard_name(7) in p and "not listed" in p for p in problems(run_copy))
+    (run_copy / "manifest.json").write_text("{not json")
+    assert len(problems(run_copy)) == 1
 
 
 def test_matrix_invariants_by_hand():
