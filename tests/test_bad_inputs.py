@@ -232,3 +232,12 @@ def test_a_users_template_and_model_pass_the_checks(
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "plan: 2 personas" in result.stdout
     assert not changes(before, after)
+
+
+def test_no_case_file_is_ignored_by_git():
+    """A case file under an ignored name (*.gguf, out/) would be missing from a clean clone."""
+    files = [str(p) for p in CORPUS.rglob("*") if p.is_file()]
+    proc = subprocess.run(["git", "check-ignore", *files], capture_output=True, text=True)
+    if proc.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert proc.stdout == "", proc.stdout
