@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sao.errors import SaoError
-from sao.interrupts import Terminated, install
+from sao.interrupts import Terminated, dropped_on_resume, install
 
 app = typer.Typer(
     add_completion=False,
@@ -42,18 +42,20 @@ def user_errors(fn):
             raise typer.Exit(exc.exit_code) from None
         except (KeyboardInterrupt, Terminated) as exc:
             name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
-            print(
-                f"interrupted ({name}): committed shards are kept; resume with: {resume_command()}",
-                file=sys.stderr,
-            )
+            if fn.__name__ == "generate":
+                line = f"committed shards are kept; resume with: {resume_command()}"
+            else:
+                line = "nothing was left half-written"
+            print(f"interrupted ({name}): {line}", file=sys.stderr)
             raise typer.Exit(code) from None
 
     return wrapper
 
 
 def resume_command() -> str:
-    """This invocation as a shell line, without `--overwrite` (which would start again)."""
-    words = [Path(sys.argv[0]).name, *(a for a in sys.argv[1:] if a != "--overwrite")]
+    """This invocation as a shell line; without `--overwrite` once it has removed the old run
+    (it would remove this one's shards too)."""
+    words = [Path(sys.argv[0]).name, *(a for a in sys.argv[1:] if a not in dropped_on_resume)]
     return shlex.join(words)
 
 
@@ -71,9 +73,10 @@ def generate(
         str | None,
         typer.Option("--persona-file", help="JSONL with a `persona` field, or hf:<dataset>."),
     ] = None,
-    engine: Annotated[str | None, typer.Option(help="auto, hf or vllm.")] = None,
+    engine: Annotated[str | None, typer.Option(help="auto, hf, vllm or openai.")] = None,
     model: Annotated[
-        str | None, typer.Option(help="smollm2-135m-instruct, a model folder or a hub id.")
+        str | None,
+        typer.Option(help="smollm2-135m-instruct, a model folder, a hub id or a served name."),
     ] = None,
     samples: Annotated[
         int | None, typer.Option("--samples", "-k", help="Responses per prompt (K).")

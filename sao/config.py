@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +16,19 @@ from sao.errors import SaoError
 
 MAX_SHOWN = 40  # characters of a rejected value quoted in an error
 
-RETRY_KEYS = ("retries", "retry_backoff_s")  # how hard to try, not what is produced
+# engine keys that change how the records are fetched, not what they are: not in the hash
+HOW_KEYS = (
+    "retries",
+    "retry_backoff_s",
+    "base_url",
+    "api_key_env",
+    "concurrency",
+    "timeout_s",
+    "patience_s",
+)
+
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"  # `vllm serve`'s default port
 
 
 class _Section(BaseModel):
@@ -25,7 +38,9 @@ class _Section(BaseModel):
 class EngineConfig(_Section):
     """Which inference backend runs the model, and how."""
 
-    name: Literal["auto", "hf", "vllm"] = Field("auto", description="auto picks the fastest here")
+    name: Literal["auto", "hf", "vllm", "openai"] = Field(
+        "auto", description="auto picks the fastest here; openai: a server at base_url"
+    )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto: bf16 on GPU and bf16-capable CPUs, else fp32"
     )
@@ -38,6 +53,19 @@ class EngineConfig(_Section):
     retry_backoff_s: float = Field(
         10.0, ge=0, description="seconds before the first rerun, doubled for each next one"
     )
+    base_url: str | None = Field(
+        None, description="openai: the server's /v1 URL; null: $OPENAI_BASE_URL or localhost:8000"
+    )
+    api_key_env: str = Field("OPENAI_API_KEY", description="openai: variable holding the API key")
+    concurrency: int = Field(64, ge=1, description="openai: requests in flight at once")
+    timeout_s: float = Field(600.0, gt=0, description="openai: seconds one request may take")
+    patience_s: float = Field(
+        600.0, ge=0, description="openai: how long to retry a request while the server is down"
+    )
+
+    def server_url(self) -> str:
+        """openai: the configured URL, else $OPENAI_BASE_URL, else a local `vllm serve`."""
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
 
 
 class PersonaConfig(_Section):
@@ -156,7 +184,7 @@ class RunConfig(_Section):
         """The settings that determine the records (everything but where they are written)."""
         data = self.model_dump(mode="json")
         data["output"].pop("dir")
-        for key in RETRY_KEYS:
+        for key in HOW_KEYS:
             data["engine"].pop(key)
         return data
 

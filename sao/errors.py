@@ -11,3 +11,14 @@ class EngineFailure(SaoError):
     """The engine kept failing on a shard after every retry; committed shards are intact."""
 
     exit_code = 3
+
+
+class EngineError(RuntimeError):
+    """An engine call failed (CUDA, a dead engine process, a server error); the shard reruns."""
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    first = text[0][:200] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import signal
 
+from sao.errors import EngineError
+
 ENV = "SAO_FAILPOINT"
 POINTS = (
     "opened",  # manifest written, engine not loaded yet
@@ -25,7 +27,7 @@ POINTS = (
 _raised: set[str] = set()
 
 
-class InjectedFault(RuntimeError):
+class InjectedFault(EngineError):
     """The error a `raise@` or `fail@` failpoint throws, standing in for an engine failure."""
 
 

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 HELD = (signal.SIGINT, signal.SIGTERM)
+dropped_on_resume: set[str] = set()  # flags the resume command must leave out (--overwrite)
 
 
 class Terminated(BaseException):
@@ -32,7 +33,8 @@ def install() -> None:
 def held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM until the block ends: a shard commit is all or nothing.
 
-    A signal that arrives inside the block is delivered again, to the usual handler, on exit.
+    A signal that arrives inside the block is delivered again, to the usual handler, when the
+    block ends; if the block raised, its error propagates instead.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -41,8 +43,14 @@ def held() -> Iterator[None]:
     previous = {sig: signal.signal(sig, lambda s, f: pending.append(s)) for sig in HELD}
     try:
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for sig in dict.fromkeys(pending):
-            os.kill(os.getpid(), sig)
+    except BaseException:
+        _restore(previous)  # the block's own error wins over a held signal
+        raise
+    _restore(previous)
+    if pending:
+        os.kill(os.getpid(), pending[0])  # the usual handler raises here
+
+
+def _restore(handlers: dict[int, object]) -> None:
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)

@@ -15,6 +15,7 @@ Every problem a user can fix is raised as a one-line `SaoError`.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import random
 from collections.abc import Iterable, Iterator
@@ -286,6 +287,20 @@ def load_personas(source: str | None) -> list[Persona]:
         f"unknown persona source {source!r}: use 'bundled', a .jsonl file, "
         "or hf:<name_or_path>[:<column>[:<split>]]"
     )
+
+
+SAMPLING = "prefix-of-seeded-shuffle/1"  # recorded in the manifest; a change refuses resume
+
+
+def pool_digest(personas: list[Persona]) -> str:
+    """SHA-256 over the pool's ids and texts in order: a resume must sample the same pool."""
+    h = hashlib.sha256()
+    for persona in personas:
+        h.update(persona.id.encode())
+        h.update(b"\0")
+        h.update(persona.text.encode())
+        h.update(b"\n")
+    return h.hexdigest()
 
 
 def sample_personas(personas: list[Persona], n: int, seed: int) -> list[Persona]:

@@ -24,9 +24,10 @@ import sao
 from sao import failpoints
 from sao.config import RunConfig
 from sao.engines import Engine, make_engine, resolve_engine_name
-from sao.errors import EngineFailure, SaoError
-from sao.models import resolve_model
-from sao.personas import Persona, load_personas, sample_personas
+from sao.engines.guard import EngineSlot
+from sao.errors import EngineError, EngineFailure, SaoError, describe
+from sao.models import EMBEDDED_ALIAS, ResolvedModel, resolve_model
+from sao.personas import SAMPLING, Persona, load_personas, pool_digest, sample_personas
 from sao.preflight import preflight
 from sao.records import record_id
 from sao.stages import judge, pairs, prompts, responses
@@ -284,16 +285,25 @@ class StageProgress:
         self.progress.update(self.tasks[stage], advance=records, rate=f"{rate:,.0f} tok/s")
 
 
-def choose_personas(cfg: RunConfig) -> tuple[list[Persona], int]:
-    """The run's personas and the size of the pool they came from.
+def choose_personas(cfg: RunConfig) -> tuple[list[Persona], dict[str, Any]]:
+    """The run's personas, and the manifest's description of where they came from.
 
     With `personas.enabled: false` (the no-persona ablation) every slot is an empty persona,
     so each prompt comes from the same template with no one to role-play.
     """
+    count = cfg.personas.count
     if not cfg.personas.enabled:
-        return [Persona(f"none:{i:06d}", "") for i in range(cfg.personas.count)], 0
+        slots = [Persona(f"none:{i:06d}", "") for i in range(count)]
+        return slots, {"source": None, "pool": 0, "sampled": count, "pool_sha256": None}
     pool = load_personas(cfg.personas.source)
-    return sample_personas(pool, cfg.personas.count, cfg.seed), len(pool)
+    about = {
+        "source": cfg.personas.source,
+        "pool": len(pool),
+        "sampled": count,
+        "pool_sha256": pool_digest(pool),
+        "sampling": SAMPLING,
+    }
+    return sample_personas(pool, count, cfg.seed), about
 
 
 class FilterFeed:
@@ -339,18 +349,22 @@ def generate(
     `engine` lets a caller (a benchmark, a notebook) reuse a loaded engine; it is not closed.
     `mode` is `Store.open`'s: "resume" (the default), "overwrite" or "extend".
     """
-    chosen, pool_size = choose_personas(cfg)
+    chosen, about_personas = choose_personas(cfg)
     templates = {
         "prompts": Template(cfg.prompts.template),
         "judge": Template(cfg.judge.template_name()),
     }
-    preflight(cfg, resolve_model(cfg.model, prepare=False), chosen, templates)
-    model = resolve_model(cfg.model, prepare=not dry_run)  # the embedded model: converted once
+    engine_name = resolve_engine_name(cfg.engine.name)
+    if engine_name == "openai":  # the server holds the model; the engine asks it which one
+        model = served_model(cfg.model)
+        preflight(cfg, model, chosen, templates)
+    else:
+        preflight(cfg, resolve_model(cfg.model, prepare=False), chosen, templates)
+        model = resolve_model(cfg.model, prepare=not dry_run)  # the embedded model: converted once
     plan = make_plan(cfg, len(chosen))
     if dry_run:
         return {"config": cfg.model_dump(mode="json"), "plan": plan.__dict__}
 
-    engine_name = resolve_engine_name(cfg.engine.name)
     header = {
         "sao_version": sao.__version__,
         "config": cfg.data_dict(),
@@ -359,53 +373,90 @@ def generate(
         "model": {"name": model.name, "path": model.path, "source": model.source},
         "templates": {t.name: t.sha256 for t in templates.values()},
         "packages": package_versions(),
-        "personas": {
-            "source": cfg.personas.source if cfg.personas.enabled else None,
-            "pool": pool_size,
-            "sampled": len(chosen),
-        },
+        "personas": about_personas,
     }
-    store = Store.open(cfg.output.dir, header, mode)
+    slot = EngineSlot(lambda: load_engine(cfg, model, console), engine)
+    try:
+        if mode == "overwrite":
+            slot.get()  # a model that fails to load leaves the run to be replaced in place
+        store = Store.open(cfg.output.dir, header, mode)
+        try:
+            run_shards(cfg, store, slot, chosen, templates, console)
+            store.finish(totals(store.manifest["shards"]))
+        finally:
+            store.close()
+    finally:
+        slot.close()
+    return store.manifest
+
+
+def load_engine(cfg: RunConfig, model: ResolvedModel, console: Console) -> Engine:
+    """Load the configured engine, refusing one the judge mode cannot use."""
+    name = resolve_engine_name(cfg.engine.name)
+    with console.status(f"loading {model.name} on engine {name}"):
+        engine = make_engine(cfg.engine, model.path, cfg.seed)
+    if cfg.judge.mode == "pairwise-logprob" and not engine.supports_logprobs:
+        engine.close()
+        raise SaoError(
+            f"engine {engine.name} returns no log-probabilities: "
+            "set judge.mode to pairwise-text or rubric"
+        )
+    return engine
+
+
+def run_shards(
+    cfg: RunConfig,
+    store: Store,
+    slot: EngineSlot,
+    chosen: list[Persona],
+    templates: dict[str, Template],
+    console: Console,
+) -> None:
+    """Produce and commit every shard the store does not hold yet, in order."""
     failpoints.reach("opened")
     shards = layout(chosen, store.manifest["segments"], cfg.output.shard_size)
-    todo = [i for i in range(len(shards)) if i not in store.committed()]
-    done_personas = sum(len(shards[i]) for i in range(len(shards)) if i not in todo)
-    if todo:
-        if done_personas:
-            done = len(shards) - len(todo)
-            console.print(f"resuming: {done} of {len(shards)} shards committed", soft_wrap=True)
-        owned = engine is None
-        if engine is None:
-            with console.status(f"loading {model.name} on engine {engine_name}"):
-                engine = make_engine(cfg.engine, model.path, cfg.seed)
-        try:
-            feed = FilterFeed(cfg, store)
-            with StageProgress(console, len(chosen), done_personas) as progress:
-                for index in todo:
+    committed = store.committed()
+    todo = [i for i in range(len(shards)) if i not in committed]
+    if not todo:
+        return
+    done_personas = sum(len(shards[i]) for i in committed if i < len(shards))
+    if done_personas:
+        done = len(shards) - len(todo)
+        console.print(f"resuming: {done} of {len(shards)} shards committed", soft_wrap=True)
+    engine = slot.get()
+    if engine.name == "openai":
+        store.manifest["model"]["path"] = engine.model
+        store.manifest["engine"]["base_url"] = engine.base_url
+    feed = FilterFeed(cfg, store)
+    with StageProgress(console, len(chosen), done_personas) as progress:
+        for index in todo:
 
-                    def attempt(index: int = index) -> tuple[list[dict], dict[str, Any]]:
-                        return run_shard(
-                            engine,
-                            cfg,
-                            index,
-                            shards[index],
-                            templates,
-                            progress.update,
-                            feed.before(index),
-                        )
+            def attempt(index: int = index) -> tuple[list[dict], dict[str, Any]]:
+                return run_shard(
+                    slot.get(),
+                    cfg,
+                    index,
+                    shards[index],
+                    templates,
+                    progress.update,
+                    feed.before(index),
+                )
 
-                    def undo() -> None:
-                        progress.undo()
-                        feed.reset()
+            def undo() -> None:
+                progress.undo()
+                feed.reset()
+                slot.drop()
 
-                    records, stats = with_retries(attempt, undo, cfg, index, store, console)
-                    store.commit(index, records, stats)
-                    progress.keep()
-        finally:
-            if owned:
-                engine.close()
-    store.finish(totals(store.manifest["shards"]))
-    return store.manifest
+            records, stats = with_retries(attempt, undo, cfg, index, store, console)
+            store.commit(index, records, stats)
+            progress.keep()
+
+
+def served_model(name: str) -> ResolvedModel:
+    """The model of an `openai` run: a served model's name, or "" (the embedded alias, the
+    default) for whichever single model the server holds."""
+    path = "" if name.lower() == EMBEDDED_ALIAS else name
+    return ResolvedModel(name, path, "server")
 
 
 def layout(personas: list[T], segments: list[int], size: int) -> list[list[T]]:
@@ -434,9 +485,7 @@ def with_retries(
     for tries in range(retries + 1):
         try:
             return attempt()
-        except SaoError:
-            raise
-        except Exception as exc:  # an engine's own error types vary: CUDA, HTTP, engine death
+        except EngineError as exc:
             undo()
             reason = describe(exc)
             if tries == retries:
@@ -454,10 +503,3 @@ def with_retries(
             )
             time.sleep(delay)
     raise AssertionError("unreachable")
-
-
-def describe(exc: BaseException) -> str:
-    """An exception as one short line: its type and the first line of its message."""
-    text = str(exc).strip().splitlines()
-    first = text[0][:200] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

@@ -78,9 +78,9 @@ def _nonempty(template: Template, text: str) -> None:
 
 
 def check_model(model: ResolvedModel) -> None:
-    """A local model folder ships a chat template (hub models are checked when loaded)."""
+    """A local model folder ships a chat template (hub and served models: checked when loaded)."""
     folder = Path(model.path)
-    if model.source == "hub" or not folder.is_dir():
+    if model.source in ("hub", "server") or not model.path or not folder.is_dir():
         return
     if not has_chat_template(folder):
         raise SaoError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ import pyarrow as pa
 from sao import failpoints
 from sao.config import diff_keys
 from sao.errors import SaoError
-from sao.interrupts import held
+from sao.interrupts import dropped_on_resume, held
 from sao.records import MANIFEST_NAME, RECORD_SCHEMA, SCHEMA_VERSION, SHARD_GLOB, shard_name
 
 
@@ -74,69 +75,40 @@ class Store:
     def __init__(self, out_dir: Path, manifest: dict[str, Any]) -> None:
         self.out_dir = out_dir
         self.manifest = manifest
+        self.lock: int | None = None  # a descriptor of the folder, flock-ed while open
 
     @classmethod
     def open(cls, out_dir: str | Path, header: dict[str, Any], mode: str = "resume") -> Store:
-        """Create or reopen an output folder for the run described by `header`.
+        """Create or reopen an output folder for the run described by `header`, and lock it.
 
-        `mode` "resume" refuses a folder written with a different config; "overwrite" first
-        removes the previous run's files; "extend" accepts a finished run whose only change is
-        a larger `personas.count`, and records the added personas as a new segment.
+        `mode` "resume" refuses a folder written with a different config or setup; "overwrite"
+        first removes the previous run's files; "extend" accepts a finished run whose only
+        change is a larger `personas.count`, and records the added personas as a new segment.
         """
         out = Path(out_dir)
+        writable_folder(out)
+        lock = lock_folder(out)
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            probe = out / ".sao-write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise SaoError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
-        if mode == "overwrite":
-            remove_run(out)
-        remove_temporaries(out)
-        count = header["config"]["personas"]["count"]
-        path = out / MANIFEST_NAME
-        if path.exists():
-            try:
-                old = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                raise SaoError(
-                    f"{path} is unreadable ({exc}); use --overwrite or a new --out folder"
-                ) from None
-            if not isinstance(old, dict) or not isinstance(old.get("config"), dict):
-                raise SaoError(f"{path} is not a sao manifest; use --overwrite or a new --out")
-            segments = old.get("segments") or [old["config"]["personas"]["count"]]
-            if old.get("config_hash") != header["config_hash"]:
-                keys = diff_keys(old.get("config", {}), header["config"]) or ["config"]
-                if mode != "extend":
-                    hint = " (--extend adds them)" if keys == ["personas.count"] else ""
-                    raise SaoError(
-                        f"{out} holds a run with a different config ({', '.join(keys)} differ"
-                        f"{hint}); use --overwrite to replace it, or another --out folder"
-                    )
-                segments = [*segments, extension(old, keys, count, out)]
-            manifest = {**old, **header, "shards": old.get("shards", [])}
-            manifest["created"] = old.get("created", manifest.get("created"))
-        else:
-            if mode == "extend":
-                raise SaoError(f"--extend needs a finished run in {out}, which has none")
-            stray = sorted(p.name for p in out.glob(SHARD_GLOB))
-            if stray:
-                raise SaoError(
-                    f"{out} has shards ({stray[0]}, ...) but no manifest; "
-                    "use --overwrite or a new --out folder"
-                )
-            manifest = {**header, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-            manifest["shards"] = []
-            segments = [count]
-        manifest["segments"] = segments
-        manifest["schema_version"] = SCHEMA_VERSION
-        manifest["status"] = "running"
-        manifest.pop("totals", None)
-        store = cls(out, manifest)
-        with held():
-            store._write_manifest()
+            store = cls(out, opened_manifest(out, header, mode))
+            store.lock = lock
+            with held():
+                store._write_manifest()
+        except BaseException:
+            os.close(lock)
+            raise
         return store
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the folder's lock."""
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
 
     def committed(self) -> set[int]:
         """Shard indices whose file is present with the row count and checksum on record."""
@@ -152,7 +124,7 @@ class Store:
         data = table_bytes(pa.Table.from_pylist(records, schema=RECORD_SCHEMA))
         name = shard_name(index)
         with held():
-            write_atomic(self.out_dir / name, data)
+            self._write(self.out_dir / name, data)
             failpoints.reach("written", index)
             self._record(index, name, len(records), hashlib.sha256(data).hexdigest(), stats)
         failpoints.reach("committed", index)
@@ -184,7 +156,146 @@ class Store:
 
     def _write_manifest(self) -> None:
         text = json.dumps(self.manifest, indent=2, sort_keys=False) + "\n"
-        write_atomic(self.out_dir / MANIFEST_NAME, text.encode())
+        self._write(self.out_dir / MANIFEST_NAME, text.encode())
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        """`write_atomic`, a full disk or a lost permission as one line."""
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            raise SaoError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def writable_folder(out: Path) -> None:
+    """Create `out` if needed and prove a file can be written in it (then removed)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".sao-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SaoError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
+
+
+def lock_folder(out: Path) -> int:
+    """An exclusive flock on the folder itself, so two runs never write one folder at once."""
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise SaoError(
+            f"another sao generate is writing to {out}; wait for it to end or use another --out"
+        ) from None
+    return fd
+
+
+def opened_manifest(out: Path, header: dict[str, Any], mode: str) -> dict[str, Any]:
+    """The manifest a run continues with: the previous one checked against `header`, or new."""
+    if mode == "overwrite":
+        with held():
+            remove_run(out)
+        dropped_on_resume.add("--overwrite")  # the old run is gone: a resume must not remove ours
+    remove_temporaries(out)
+    count = header["config"]["personas"]["count"]
+    old = previous_manifest(out)
+    if old is None:
+        if mode == "extend":
+            raise SaoError(f"--extend needs a finished run in {out}, which has none")
+        stray = sorted(p.name for p in out.glob(SHARD_GLOB))
+        if stray:
+            raise SaoError(
+                f"{out} has shards ({stray[0]}, ...) but no manifest; "
+                "use --overwrite or a new --out folder"
+            )
+        manifest = {**header, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        manifest.update(shards=[], segments=[count])
+    else:
+        segments = old.get("segments") or [old["config"]["personas"]["count"]]
+        if old.get("config_hash") != header["config_hash"]:
+            keys = diff_keys(old["config"], header["config"]) or ["config"]
+            if mode != "extend":
+                hint = " (--extend adds them)" if keys == ["personas.count"] else ""
+                raise SaoError(
+                    f"{out} holds a run with a different config ({', '.join(keys)} differ"
+                    f"{hint}); use --overwrite to replace it, or another --out folder"
+                )
+            segments = [*segments, extension(old, keys, count, out)]
+        drift = setup_drift(old, header)
+        if drift:
+            raise SaoError(
+                f"{out} holds a run made with a different {', '.join(drift)}; "
+                "use --overwrite to replace it, or another --out folder"
+            )
+        manifest = {**old, **header, "shards": old["shards"], "segments": segments}
+        manifest["created"] = old.get("created", manifest.get("created"))
+    manifest["schema_version"] = SCHEMA_VERSION
+    manifest["status"] = "running"
+    manifest.pop("totals", None)
+    return manifest
+
+
+def previous_manifest(out: Path) -> dict[str, Any] | None:
+    """The folder's manifest, None when there is none; SaoError when it is not a sao manifest."""
+    path = out / MANIFEST_NAME
+    if not path.exists():
+        return None
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SaoError(
+            f"{path} is unreadable ({exc}); use --overwrite or a new --out folder"
+        ) from None
+    if not well_formed(old):
+        raise SaoError(
+            f"{path} is not a sao manifest this version can resume; "
+            "use --overwrite or a new --out folder"
+        )
+    return old
+
+
+def well_formed(old: Any) -> bool:
+    """The fields resume reads are there, with the right types."""
+    try:
+        count = old["config"]["personas"]["count"]
+        shards_ok = all(
+            isinstance(e["index"], int)
+            and isinstance(e["file"], str)
+            and isinstance(e["sha256"], str)
+            and isinstance(e["rows"], int)
+            for e in old["shards"]
+        )
+        segments = old.get("segments", [count])
+        return (
+            isinstance(count, int)
+            and shards_ok
+            and isinstance(segments, list)
+            and all(isinstance(n, int) for n in segments)
+            and all(isinstance(old[key], dict) for key in ("engine", "model", "templates"))
+        )
+    except (KeyError, TypeError):
+        return False
+
+
+def setup(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What besides the config decides the records: engine, model, templates, persona pool."""
+    model = manifest["model"]
+    personas = manifest.get("personas") or {}
+    return {
+        "engine": manifest["engine"].get("name"),
+        # a served model is known by name until the server says which (then by its path)
+        "model": model.get("name") if model.get("source") == "server" else model.get("path"),
+        "templates": manifest["templates"],
+        "persona pool": personas.get("pool_sha256"),
+        "persona sampling": personas.get("sampling"),
+    }
+
+
+def setup_drift(old: dict[str, Any], header: dict[str, Any]) -> list[str]:
+    """The parts of `setup` in which a folder's run differs from the one starting."""
+    before, now = setup(old), setup(header)
+    return [key for key in now if before[key] != now[key]]
 
 
 def extension(old: dict[str, Any], keys: list[str], count: int, out: Path) -> int:
@@ -205,14 +316,18 @@ def extension(old: dict[str, Any], keys: list[str], count: int, out: Path) -> in
 
 
 def remove_run(out: Path) -> int:
-    """Delete a previous run's manifest, shards, reports and temporaries; returns shards removed.
-
-    The manifest goes first, so a run stopped half-way through is never mistaken for a resume.
-    """
-    (out / MANIFEST_NAME).unlink(missing_ok=True)
+    """Delete a previous run's manifest, shards and, when there was a run, its report files;
+    returns the shards removed. The manifest goes first: a half-removed run is never resumed."""
+    manifest = out / MANIFEST_NAME
     shards = list(out.glob(SHARD_GLOB))
-    for path in [*shards, *(out / name for name in REPORT_FILES)]:
-        path.unlink(missing_ok=True)
+    if not manifest.exists() and not shards:
+        return 0
+    try:
+        manifest.unlink(missing_ok=True)
+        for path in [*shards, *(out / name for name in REPORT_FILES)]:
+            path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise SaoError(f"cannot remove the previous run in {out}: {exc.strerror or exc}") from None
     return len(shards)
 
 

@@ -131,6 +131,9 @@ def other_run(sandbox: Path) -> Iterator[None]:
         "status": "complete",
         "segments": [other.personas.count],
         "shards": [],
+        "engine": {"name": "hf"},
+        "model": {"name": "model", "path": str(sandbox / "model"), "source": "local"},
+        "templates": {},
     }
     (sandbox / "out").mkdir()
     (sandbox / "out" / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

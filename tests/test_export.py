@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from sao.adapters.options import ExportOptions, held_out
 from sao.store import read_manifest, read_records
 from tests.conftest import TINY, run_sao
 from tests.e2e_checks import generate_tiny
@@ -271,7 +272,13 @@ def test_openrlhf_columns_follow_its_reader_and_flags(run, tmp_path):
 
 
 def test_hf_export_is_the_raw_records_split_by_prompt(run, tmp_path):
-    out, _ = export(run, tmp_path, "hf", "--split-ratio", "0.5", "--seed", "1")
+    ids = [r["record_id"] for r in records(run)]
+    seed = next(  # a split seed that puts records on both sides of this small run
+        s
+        for s in range(100)
+        if 0 < sum(held_out(i, ExportOptions(split_ratio=0.5, seed=s)) for i in ids) < len(ids)
+    )
+    out, _ = export(run, tmp_path, "hf", "--split-ratio", "0.5", "--seed", str(seed))
     data = datasets.load_from_disk(str(out))
     train, test = data["train"].to_list(), data["test"].to_list()
     assert sorted(r["record_id"] for r in train + test) == sorted(

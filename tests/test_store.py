@@ -11,8 +11,15 @@ from sao.records import RECORD_SCHEMA, shard_name
 from sao.store import Store, read_records, sha256_file
 
 
-def header(cfg: RunConfig) -> dict:
-    return {"config": cfg.data_dict(), "config_hash": cfg.data_hash()}
+def header(cfg: RunConfig, engine: str = "hf", pool: str = "p1") -> dict:
+    return {
+        "config": cfg.data_dict(),
+        "config_hash": cfg.data_hash(),
+        "engine": {"name": engine},
+        "model": {"name": "m", "path": "/models/m", "source": "local"},
+        "templates": {"t.j2": "abc"},
+        "personas": {"pool_sha256": pool, "sampling": "s/1"},
+    }
 
 
 def record(i: int, shard: int) -> dict:
@@ -34,8 +41,8 @@ def record(i: int, shard: int) -> dict:
 
 
 def test_commit_is_readable_by_datasets_and_listed(tmp_path):
-    store = Store.open(tmp_path, header(RunConfig()))
-    entry = store.commit(0, [record(0, 0), record(1, 0)], {"records": 2})
+    with Store.open(tmp_path, header(RunConfig())) as store:
+        entry = store.commit(0, [record(0, 0), record(1, 0)], {"records": 2})
     assert entry["rows"] == 2
     assert sha256_file(tmp_path / shard_name(0)) == entry["sha256"]
     assert not list(tmp_path.glob(".*tmp"))  # no temp files left behind
@@ -49,18 +56,55 @@ def test_commit_is_readable_by_datasets_and_listed(tmp_path):
 
 def test_reopen_keeps_committed_and_detects_damage(tmp_path):
     cfg = RunConfig()
-    store = Store.open(tmp_path, header(cfg))
-    store.commit(0, [record(0, 0)], {})
-    store.commit(1, [record(1, 1)], {})
-    assert Store.open(tmp_path, header(cfg)).committed() == {0, 1}
+    with Store.open(tmp_path, header(cfg)) as store:
+        store.commit(0, [record(0, 0)], {})
+        store.commit(1, [record(1, 1)], {})
+    (tmp_path / ".shard-00002.arrow.x1.tmp").write_bytes(b"half")  # a killed write
+    with Store.open(tmp_path, header(cfg)) as store:
+        assert store.committed() == {0, 1}
+    assert not list(tmp_path.glob(".*.tmp"))
     (tmp_path / shard_name(1)).write_bytes(b"garbage")
-    assert Store.open(tmp_path, header(cfg)).committed() == {0}
+    with Store.open(tmp_path, header(cfg)) as store:
+        assert store.committed() == {0}
 
 
-def test_resume_guard_names_differing_keys(tmp_path):
-    Store.open(tmp_path, header(RunConfig()))
-    with pytest.raises(SaoError, match=r"responses\.samples"):
+def test_resume_guard_names_differing_keys_and_setup(tmp_path):
+    Store.open(tmp_path, header(RunConfig())).close()
+    with pytest.raises(SaoError, match=r"\(responses\.samples differ\)"):
         Store.open(tmp_path, header(RunConfig(responses={"samples": 3})))
+    with pytest.raises(SaoError, match=r"different engine, persona pool; use --overwrite"):
+        Store.open(tmp_path, header(RunConfig(), engine="vllm", pool="p2"))
+    Store.open(tmp_path, header(RunConfig())).close()  # refusals changed nothing
+
+
+def test_one_run_at_a_time_per_folder(tmp_path):
+    with (
+        Store.open(tmp_path, header(RunConfig())),
+        pytest.raises(SaoError, match="another sao generate is writing to"),
+    ):
+        Store.open(tmp_path, header(RunConfig()))
+    Store.open(tmp_path, header(RunConfig())).close()  # released
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [{}, [], {"config": {}}, {"config": {"personas": 5}}, {"config": {"personas": {"count": 2}}}],
+)
+def test_a_manifest_of_the_wrong_shape_is_one_line(tmp_path, manifest):
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SaoError, match="not a sao manifest this version can resume"):
+        Store.open(tmp_path, header(RunConfig()))
+
+
+def test_a_failed_write_is_one_line(tmp_path, monkeypatch):
+    with Store.open(tmp_path, header(RunConfig())) as store:
+
+        def full(path, data):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr("sao.store.write_atomic", full)
+        with pytest.raises(SaoError, match=r"cannot write .*No space left on device"):
+            store.commit(0, [record(0, 0)], {})
 
 
 def test_unwritable_output(tmp_path):

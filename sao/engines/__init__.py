@@ -35,7 +35,10 @@ def resolve_engine_name(name: str) -> str:
 
 
 def make_engine(cfg: EngineConfig, model_path: str, seed: int) -> Engine:
-    """Load the model into the configured engine; load failures become one-line errors."""
+    """Load the model into the configured engine; load failures become one-line errors.
+
+    For `openai`, `model_path` is the served model's name ("" for the server's only model).
+    """
     name = resolve_engine_name(cfg.name)
     try:
         if name == "hf":
@@ -52,9 +55,22 @@ def make_engine(cfg: EngineConfig, model_path: str, seed: int) -> Engine:
                 seed=seed,
                 gpu_memory_utilization=cfg.gpu_memory_utilization,
             )
+        if name == "openai":
+            from sao.engines.openai import OpenAIEngine
+
+            return OpenAIEngine(
+                cfg.server_url(),
+                model_path or None,
+                api_key_env=cfg.api_key_env,
+                concurrency=cfg.concurrency,
+                timeout_s=cfg.timeout_s,
+                patience_s=cfg.patience_s,
+            )
     except SaoError:
         raise
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if name == "openai":
+            raise SaoError(f"engine 'openai': {first}") from None
         raise SaoError(f"engine '{name}' could not load model {model_path}: {first}") from None
-    raise SaoError(f"unknown engine '{name}': choose auto, hf or vllm")
+    raise SaoError(f"unknown engine '{name}': choose auto, hf, vllm or openai")
