@@ -3,6 +3,7 @@
 `sao generate` runs with an engine that records every call it receives; the recorded calls are
 then replayed straight into the same loaded engine. Tokens are generated tokens plus one per
 judge call. Usage: python benchmarks/overhead.py [--engine hf] [--personas 8] [--samples 4]
+With --engine openai the server at $OPENAI_BASE_URL must serve the model's folder (vllm serve PATH).
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ class Recorder:
         self.inner, self.name, self.calls = inner, inner.name, []
         self.supports_logprobs = inner.supports_logprobs
 
-    @property
-    def generated_tokens(self) -> int:
-        return self.inner.generated_tokens
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)  # generated_tokens; openai's model and base_url
 
     def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
         self.calls.append(("chat", conversations, params))

@@ -1,6 +1,6 @@
 """Every judge mode on the embedded model through one engine; prints one JSON line.
 
-Run as a script (vLLM needs a `__main__` guard): python tests/judge_modes.py ENGINE
+Run as a script (vLLM needs a `__main__` guard): python tests/judge_modes.py ENGINE [PROBES]
 Items are four answers per shipped probe (better, worse, and two cut-down versions), judged in
 each mode as the pipeline does; the default mode again with every item's answers reversed;
 then `judge-eval` on the first probes in every mode.
@@ -29,7 +29,8 @@ if __name__ == "__main__":
         EngineConfig(name=sys.argv[1]), resolve_model("smollm2-135m-instruct").path, 0
     )
     probes = load_probes(bundled_probes())
-    picked = probes[::16][:4]  # one probe of each kind
+    size = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    picked = probes[::16][:size]  # one probe of each kind, the first `size` kinds
     items = [
         (p.prompt, [p.better, p.worse, p.better[: len(p.better) // 2], p.worse.upper()])
         for p in picked
@@ -63,6 +64,6 @@ if __name__ == "__main__":
         "forward": [v.matrix for v in verdicts[: len(items)]],
         "reversed": [v.matrix for v in verdicts[len(items) :]],
     }
-    out["eval"] = evaluate(engine, probes[:6], JudgeConfig(), list(MODES))
+    out["eval"] = evaluate(engine, probes[: size + 2], JudgeConfig(), list(MODES))
     engine.close()
     print(json.dumps(out))

@@ -26,7 +26,6 @@ pytestmark = pytest.mark.slow
 KILLS = [
     ("kill@opened", 0),
     ("clock", 0),
-    ("kill@prompts:0", 0),
     ("kill@responses:0", 0),
     ("kill@written:0", 0),  # the shard file is in place, the manifest does not list it yet
     ("kill@judge:1", 1),

@@ -15,12 +15,10 @@ import os
 import datasets
 import pytest
 import torch
-import yaml
 
 from sao.adapters.options import ExportOptions, held_out
 from sao.store import read_manifest, read_records
-from tests.conftest import TINY, run_sao
-from tests.e2e_checks import generate_tiny
+from tests.conftest import run_sao
 from tests.judge_checks import measured_cells
 
 pytestmark = pytest.mark.slow
@@ -28,14 +26,9 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """A tiny hf run that keeps every pair with a positive margin (more rows to train on)."""
-    tmp = tmp_path_factory.mktemp("export")
-    config = {**TINY, "pairs": {"strategy": "all-above-margin", "min_margin": 0.0}}
-    path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    generate_tiny("hf", tmp / "run", path)
-    return tmp / "run"
+def run(hf_run):
+    """The shared tiny hf run (best-worst pairs), read only."""
+    return hf_run[0]
 
 
 def export(run, tmp_path, fmt: str, *extra: str):
@@ -272,13 +265,8 @@ def test_openrlhf_columns_follow_its_reader_and_flags(run, tmp_path):
 
 
 def test_hf_export_is_the_raw_records_split_by_prompt(run, tmp_path):
-    ids = [r["record_id"] for r in records(run)]
-    seed = next(  # a split seed that puts records on both sides of this small run
-        s
-        for s in range(100)
-        if 0 < sum(held_out(i, ExportOptions(split_ratio=0.5, seed=s)) for i in ids) < len(ids)
-    )
-    out, _ = export(run, tmp_path, "hf", "--split-ratio", "0.5", "--seed", str(seed))
+    seed = str(both_sides_seed(run))
+    out, _ = export(run, tmp_path, "hf", "--split-ratio", "0.5", "--seed", seed)
     data = datasets.load_from_disk(str(out))
     train, test = data["train"].to_list(), data["test"].to_list()
     assert sorted(r["record_id"] for r in train + test) == sorted(
@@ -324,9 +312,20 @@ def test_export_refuses_to_overwrite_and_bad_input(run, tmp_path):
     assert proc.returncode != 0 and "not a sao output folder" in proc.stderr
 
 
+def both_sides_seed(run) -> int:
+    """A split seed that puts records with pairs on both sides of this small run."""
+    ids = [r["record_id"] for r in records(run) if r["pairs"]]
+    for seed in range(100):
+        held = sum(held_out(i, ExportOptions(split_ratio=0.5, seed=seed)) for i in ids)
+        if 0 < held < len(ids):
+            return seed
+    raise AssertionError("no seed splits this run")
+
+
 def test_split_is_by_prompt_and_stable(run, tmp_path):
-    a, _ = export(run, tmp_path / "a", "trl-dpo", "--split-ratio", "0.5", "--seed", "5")
-    b, _ = export(run, tmp_path / "b", "trl-dpo", "--split-ratio", "0.5", "--seed", "5")
+    seed = str(both_sides_seed(run))
+    a, _ = export(run, tmp_path / "a", "trl-dpo", "--split-ratio", "0.5", "--seed", seed)
+    b, _ = export(run, tmp_path / "b", "trl-dpo", "--split-ratio", "0.5", "--seed", seed)
     da, db = datasets.load_dataset(str(a)), datasets.load_dataset(str(b))
     assert da["train"].to_list() == db["train"].to_list()
     prompts = {s: {json.dumps(r["prompt"]) for r in da[s]} for s in ("train", "test")}

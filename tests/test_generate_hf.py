@@ -10,14 +10,13 @@ import pytest
 import yaml
 
 from sao.records import shard_name
-from sao.store import read_manifest, read_records
+from sao.store import read_manifest
 from sao.verify import verify
 from tests.conftest import SAO, TINY, run_sao
 from tests.e2e_checks import (
     check_records,
     check_reversal,
     check_run_diagnostics,
-    generate_with,
     load_records,
     rejudge,
 )
@@ -49,24 +48,6 @@ def test_records_load_with_datasets_and_hold_invariants(run):
     assert manifest["engine"]["name"] == "hf"
     assert set(manifest["templates"]) == {"persona_prompt.j2", "judge_pairwise.j2"}
     assert manifest["totals"]["tokens"]["responses"] > 0
-
-
-def test_text_judge_with_a_pairs_budget_and_consistent_pairs(tmp_path):
-    config = generate_with(
-        "hf",
-        tmp_path / "out",
-        tmp_path,
-        personas={"count": 2},  # one shard
-        responses={"samples": 4, "max_tokens": 40},
-        judge={"mode": "pairwise-text", "opponents": 1, "max_tokens": 8},
-        pairs={"strategy": "consistent-only", "min_margin": 0.0},
-    )
-    records = read_records(tmp_path / "out").to_pylist()
-    check_records(records, 4, config)
-    check_run_diagnostics(read_manifest(tmp_path / "out"), records)
-    for rec in records:
-        assert rec["judge_stats"]["calls"] == 8  # the ring: 4 of 6 pairs, both orders
-        assert rec["judge_stats"]["estimated_cells"] >= 2
 
 
 def test_engine_faults_stop_cleanly_then_a_rerun_regenerates_a_lost_shard(run, tmp_path):

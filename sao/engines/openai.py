@@ -23,7 +23,7 @@ from sao.errors import SaoError
 
 T = TypeVar("T")
 TOP_LOGPROBS = 20  # vLLM's default max_logprobs; OpenAI's own limit too
-FIRST_WAIT_S, LONGEST_WAIT_S = 1.0, 30.0
+FIRST_WAIT_S, LONGEST_WAIT_S = 1.0, 10.0
 
 
 class ServerUnavailable(RuntimeError):
