@@ -1,9 +1,11 @@
 """Pipeline vs bare engine on identical requests; prints one JSON line.
 
-`sao generate` runs with an engine that records every call it receives; the recorded calls are
-then replayed straight into the same loaded engine. Tokens are generated tokens plus one per
-judge call. Usage: python benchmarks/overhead.py [--engine hf] [--personas 8] [--samples 4]
-With --engine openai the server at $OPENAI_BASE_URL must serve the model's folder (vllm serve PATH).
+`sao generate` runs with an engine that records every call it receives; the recorded calls
+are then replayed straight into the same loaded engine, its prefix cache emptied first.
+Tokens are generated tokens plus one per judge call.
+Usage: python benchmarks/overhead.py [--engine hf] [--personas 8] [--samples 4]
+With --engine openai the server at $OPENAI_BASE_URL must serve the model's folder, started
+with VLLM_SERVER_DEV_MODE=1 so its prefix cache can be reset.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import json
 import tempfile
 import time
+import urllib.request
 
 from rich.console import Console
 
@@ -42,6 +45,28 @@ class Recorder:
 
     def close(self) -> None:
         pass
+
+
+def reset_prefix_cache(engine: Engine) -> bool | None:
+    """Empty the engine's prefix cache; None for an engine without one across calls (hf).
+
+    A replay of identical requests would otherwise skip every prefill. A vLLM server resets
+    only when started with VLLM_SERVER_DEV_MODE=1 (False otherwise).
+    """
+    llm = getattr(engine, "llm", None)
+    if llm is not None:
+        llm.reset_prefix_cache()
+        return True
+    base = getattr(engine, "base_url", None)
+    if base is None:
+        return None
+    root = str(base).rstrip("/").removesuffix("/v1")
+    try:
+        request = urllib.request.Request(f"{root}/reset_prefix_cache", method="POST")
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status == 200
+    except OSError:
+        return False
 
 
 def replay(engine: Engine, calls: list) -> tuple[int, float]:
@@ -82,11 +107,13 @@ def main() -> None:
         engine = make_engine(cfg.engine, resolve_model(cfg.model).path, cfg.seed)
         engine.chat([[{"role": "user", "content": "Hi"}]], Sampling(max_tokens=4, seed=0))
         recorder = Recorder(engine)
+        reset_prefix_cache(engine)
         start = time.perf_counter()
         manifest = generate(cfg, Console(quiet=True), engine=recorder)
         pipeline_s = time.perf_counter() - start
         t = manifest["totals"]
         pipeline_tokens = t["tokens"]["prompts"] + t["tokens"]["responses"] + t["judge_calls"]
+        cache_reset = reset_prefix_cache(engine)  # else the replay's prefills come from cache
         bare_tokens, bare_s = replay(engine, recorder.calls)
         engine.close()
 
@@ -106,6 +133,7 @@ def main() -> None:
                 "bare_s": round(bare_s, 2),
                 "bare_tok_s": round(bare_tps, 1),
                 "ratio": round(pipeline_tps / bare_tps, 3),
+                "prefix_cache_reset": cache_reset,
             }
         )
     )
