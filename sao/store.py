@@ -171,9 +171,8 @@ def writable_folder(out: Path) -> None:
     """Create `out` if needed and prove a file can be written in it (then removed)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".sao-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".sao-write-test."):
+            pass  # removed on close; a unique name, so two runs never race on it
     except OSError as exc:
         raise SaoError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
 
