@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 
 from sao.config import RunConfig
+from sao.engines.base import Message
 from sao.errors import SaoError
 from sao.models import ResolvedModel, has_chat_template
 from sao.personas import Persona
+from sao.stages import judge, judge_rubric, prompts
 from sao.templates import Template
 
 SAMPLE_PERSONA = "A retired teacher who grows tomatoes."
@@ -50,30 +52,25 @@ def _read_only_fs(path: Path) -> bool:
 def check_templates(
     cfg: RunConfig, personas: list[Persona], templates: dict[str, Template]
 ) -> None:
-    """Render every template once with sample values, so a bad template fails before the model."""
-    persona = personas[0].text if personas else SAMPLE_PERSONA
-    _nonempty(templates["prompts"], templates["prompts"].render(persona=persona))
-    judge = templates["judge"]
+    """Build one request of each stage with sample values, through the stages' own request
+    builders, so a bad template fails before the model."""
+    persona = personas[0] if personas else Persona("sample", SAMPLE_PERSONA)
+    _nonempty(templates["prompts"], prompts.requests([persona], templates["prompts"])[0])
+    judge_template = templates["judge"]
     first, second = SAMPLE_ANSWERS
     if cfg.judge.mode == "rubric":
         for answer_format in ("digit", "json"):
-            text = judge.render(prompt=SAMPLE_PROMPT, response=first, answer_format=answer_format)
-            _nonempty(judge, text)
+            turns = judge_rubric.request(SAMPLE_PROMPT, first, judge_template, answer_format)
+            _nonempty(judge_template, turns)
         return
-    labels = cfg.judge.labels
-    text = judge.render(
-        prompt=SAMPLE_PROMPT,
-        first=first,
-        second=second,
-        first_label=labels[0],
-        second_label=labels[1],
-    )
-    _nonempty(judge, text)
+    labels = (cfg.judge.labels[0], cfg.judge.labels[1])
+    turns = judge.request(SAMPLE_PROMPT, first, second, judge_template, labels)
+    _nonempty(judge_template, turns)
 
 
-def _nonempty(template: Template, text: str) -> None:
+def _nonempty(template: Template, turns: list[Message]) -> None:
     """SaoError when a template renders to nothing (every prompt would be empty)."""
-    if not text:
+    if not turns[-1]["content"]:
         raise SaoError(f"template {template.name} renders to empty text")
 
 
