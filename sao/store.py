@@ -126,15 +126,12 @@ class Store:
         with held():
             self._write(self.out_dir / name, data)
             failpoints.reach("written", index)
-            self._record(index, name, len(records), hashlib.sha256(data).hexdigest(), stats)
+            entry = self._record(index, name, len(records), hashlib.sha256(data).hexdigest(), stats)
         failpoints.reach("committed", index)
-        return self.entry(index)
+        return entry
 
-    def entry(self, index: int) -> dict[str, Any]:
-        """The manifest entry of shard `index`."""
-        return next(s for s in self.manifest["shards"] if s["index"] == index)
-
-    def _record(self, index: int, name: str, rows: int, sha: str, stats: dict) -> None:
+    def _record(self, index: int, name: str, rows: int, sha: str, stats: dict) -> dict[str, Any]:
+        """List a written shard in the manifest and write the manifest; returns its entry."""
         entry = {
             "index": index,
             "file": name,
@@ -145,6 +142,7 @@ class Store:
         shards = [s for s in self.manifest["shards"] if s["index"] != index] + [entry]
         self.manifest["shards"] = sorted(shards, key=lambda s: s["index"])
         self._write_manifest()
+        return entry
 
     def finish(self, totals: dict[str, Any]) -> None:
         """Mark the run complete with its totals."""
