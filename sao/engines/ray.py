@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Any
 
 from sao.engines.base import Completion, Message, Sampling, single_token_ids
@@ -30,6 +31,7 @@ _CPU_ENV = {
     "VLLM_CPU_KVCACHE_SPACE": "2",
     "VLLM_LOGGING_LEVEL": "ERROR",
 }
+_SPARE_CPUS = 2
 _WAIT_S = 0.5  # a waiting call wakes this often, so Ctrl-C is never stuck behind the stream
 
 
@@ -116,6 +118,7 @@ class RayEngine:
         self.consumer.start()
         self._run([self.tokenizer.encode("Hi", add_special_tokens=False)], _sampling(1, 0.0, 1, 0))
         self.generated_tokens = 0  # the start-up probe is not the run's work
+        _wait_for_replicas(ray, replicas)
 
     # ------------------------------------------------------------------ protocol
 
@@ -217,12 +220,20 @@ class RayEngine:
 
     def _consume(self, dataset: Any) -> None:
         """Route every result row to the call waiting for it; a failure wakes them all."""
+        from ray.data.block import BlockAccessor
+
         try:
-            for row in dataset.iter_rows():
-                if row["rid"] < 0:
-                    continue
+            # Bundles as the executor emits them: `iter_rows` reads one bundle ahead, which
+            # would hold a call's last row back until the next call's rows arrive.
+            for bundle in dataset.iter_internal_ref_bundles():
+                rows = [
+                    row
+                    for ref in bundle.block_refs
+                    for row in BlockAccessor.for_block(self._ray.get(ref)).to_arrow().to_pylist()
+                    if row["rid"] >= 0
+                ]
                 with self.done:
-                    self.results[row["rid"]] = row
+                    self.results.update((row["rid"], row) for row in rows)
                     self.done.notify_all()
         except BaseException as exc:
             with self.done:
@@ -237,8 +248,8 @@ class RayEngine:
 def _connect(ray: Any, address: str | None, replicas: int) -> bool:
     """Join the cluster at `address`, else start a local one; True when started here.
 
-    A local cluster on CPU declares at least replicas + 2 CPUs, so the source and the result
-    stage never wait for a core a replica holds. sao's own signal handlers are kept.
+    A local cluster declares `_SPARE_CPUS` logical CPUs beyond the replicas' for the source and
+    result tasks, which only move rows. sao's own signal handlers are kept.
     """
     if ray.is_initialized():
         return False
@@ -251,11 +262,33 @@ def _connect(ray: Any, address: str | None, replicas: int) -> bool:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=max(os.cpu_count() or 1, replicas + 2), **kwargs)
+        ray.init(num_cpus=max(os.cpu_count() or 1, replicas) + _SPARE_CPUS, **kwargs)
     for sig, handler in handlers.items():
         if handler is not None:
             signal.signal(sig, handler)
     return not address
+
+
+def _wait_for_replicas(ray: Any, replicas: int, patience_s: float = 600.0) -> None:
+    """Return once this job's `replicas` vLLM replicas have started (the first answers the
+    start-up probe; the others may still be loading), or after `patience_s`."""
+    try:
+        from ray._private.state import actors  # the GCS's actor table; no dashboard needed
+
+        job = ray.get_runtime_context().get_job_id()
+    except Exception:  # a Ray without this table: Ray Data uses each replica once it is up
+        return
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        alive = sum(
+            "vLLMEngineStageUDF" in a["ActorClassName"]
+            and a["State"] == "ALIVE"
+            and a["JobID"] == job
+            for a in actors().values()
+        )
+        if alive >= replicas:
+            return
+        time.sleep(1.0)
 
 
 def _quiet(ray: Any) -> None:
@@ -263,8 +296,10 @@ def _quiet(ray: Any) -> None:
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    # Blocks of one row: a source block leaves at once instead of waiting to fill 128 MiB.
+    # Blocks of one row, bundled from one row up: a source block leaves at once instead of
+    # waiting to fill 128 MiB, and the result stage starts without waiting for 1 MiB of rows.
     ctx.target_max_block_size = 1
+    ctx.target_min_block_size = 1
     for name in ("ray.data", "ray.llm"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
