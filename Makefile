@@ -1,4 +1,5 @@
-# sao: `make demo` runs the pipeline on the embedded model, `make test` runs every test.
+# sao: `make demo` runs the pipeline on the embedded model, `make test` runs the test suite
+# (`make test-cluster` the tests that need a model server or a Ray cluster).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from sao.config import load_config
 from sao.engines.base import cuda_available
+from sao.engines.prefix import prefix_waves
 from sao.engines.vllm import VLLMEngine
 from sao.models import resolve_model
 from sao.pipeline import generate
@@ -30,7 +31,7 @@ def bare_chat(engine: VLLMEngine, calls: list) -> tuple[int, float]:
     """The recorded calls through `LLM.chat` itself; returns (tokens, seconds).
 
     Generation calls keep their per-conversation seeds and `n`; a judge call is one greedy
-    token with the labels' log-probabilities, all of a call's conversations in one batch.
+    token with the labels' log-probabilities, sent in the same prefix waves as the engine's.
     """
     import vllm
 
@@ -50,11 +51,16 @@ def bare_chat(engine: VLLMEngine, calls: list) -> tuple[int, float]:
             ]
             outputs = llm.chat(conversations, sampling_params=params, use_tqdm=False)
             tokens += sum(len(c.token_ids) for out in outputs for c in out.outputs)
-        else:
+        else:  # in the engine's prefix waves, so both sides get the same cache hits
             ids = engine.label_ids(arg)
             params = vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=ids)
-            outputs = llm.chat(conversations, sampling_params=params, use_tqdm=False)
-            tokens += len(outputs)
+            texts = [
+                engine.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+                for c in conversations
+            ]
+            for wave in prefix_waves(texts):
+                batch = [conversations[i] for i in wave]
+                tokens += len(llm.chat(batch, sampling_params=params, use_tqdm=False))
     return tokens, time.perf_counter() - start
 
 

@@ -42,9 +42,10 @@ def measure(model: str, replicas: int, args: argparse.Namespace) -> dict[str, fl
     ready = time.perf_counter() - started
     try:
         params = Sampling(n=args.samples, temperature=0.8, max_tokens=args.max_tokens, seed=1)
+        prompts = conversations(args.prompts)
         before = engine.generated_tokens
         t0 = time.perf_counter()
-        engine.chat(conversations(args.prompts), params)
+        engine.chat(prompts, params)
         seconds = time.perf_counter() - t0
         tokens = engine.generated_tokens - before
     finally:

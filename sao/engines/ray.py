@@ -5,8 +5,8 @@ dataset per engine call would reload the model every stage. This engine runs one
 its whole life instead: its source reads rows from a queue the shard loop fills, the processor's
 vLLM stage generates, and a thread routes the results back to the waiting call. The processor
 keeps one output per row, so K samples are K rows with seeds `seed + index + j` (the seeds vLLM
-gives the K choices of one `n=K` request); the replica's prefix cache computes their shared
-prompt once.
+gives the K choices of one `n=K` request); a replica's prefix cache can reuse their shared prompt
+when they reach it in different steps (rows of one step, or on other replicas, compute it again).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ _CPU_ENV = {
 }
 _SPARE_CPUS = 2
 _WAIT_S = 0.5  # a waiting call wakes this often, so Ctrl-C is never stuck behind the stream
+_REPLICA_PATIENCE_S = 600.0  # how long the start waits for every replica
 
 
 class RayEngine:
@@ -55,16 +56,46 @@ class RayEngine:
     ) -> None:
         try:
             import ray
-            from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+            import ray.data.llm  # the processor: checked here, built in _start
         except ImportError:
             raise SaoError("engine 'ray' needs Ray Data: pip install 'ray[data]'") from None
         from transformers import AutoTokenizer
 
         self._ray = ray
+        self.results: dict[int, dict[str, Any]] = {}
+        self.abandoned: set[int] = set()  # rows of an interrupted call, dropped on arrival
+        self.failure: BaseException | None = None
+        self.done = threading.Condition()
+        self.next_id = 0
+        self.generated_tokens = 0
         self.tokenizer = AutoTokenizer.from_pretrained(model_path)
         if getattr(self.tokenizer, "chat_template", None) is None:
             raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")
+        self.stop_ids = _stop_ids(self.tokenizer, model_path)
         self.owns_cluster = _connect(ray, address or os.environ.get("RAY_ADDRESS"), replicas)
+        self.consumer: threading.Thread | None = None
+        try:
+            self._start(
+                model_path, replicas, dtype, max_model_len, seed, batch_size, gpu_memory_utilization
+            )
+        except BaseException:
+            self.close()  # a cluster started here goes with the failed engine
+            raise
+
+    def _start(
+        self,
+        model_path: str,
+        replicas: int,
+        dtype: str,
+        max_model_len: int,
+        seed: int,
+        batch_size: int,
+        gpu_memory_utilization: float,
+    ) -> None:
+        """Build the processor, start its dataset, and wait until every replica answers."""
+        ray = self._ray
+        from ray.data.llm import build_processor, vLLMEngineProcessorConfig
+
         gpus = ray.cluster_resources().get("GPU", 0)
         engine_kwargs: dict[str, Any] = {
             "dtype": dtype,
@@ -107,18 +138,20 @@ class RayEngine:
         _quiet(ray)
         source = ray.data.read_datasource(_queue_source(self.queue), override_num_blocks=1)
         dataset = processor(source)
-        self.results: dict[int, dict[str, Any]] = {}
-        self.failure: BaseException | None = None
-        self.done = threading.Condition()
-        self.next_id = 0
-        self.generated_tokens = 0
         self.consumer = threading.Thread(
             target=self._consume, args=(dataset,), daemon=True, name="sao-ray"
         )
         self.consumer.start()
+        # A model the replicas cannot load fails here, at start, not in the first stage.
         self._run([self.tokenizer.encode("Hi", add_special_tokens=False)], _sampling(1, 0.0, 1, 0))
         self.generated_tokens = 0  # the start-up probe is not the run's work
-        _wait_for_replicas(ray, replicas)
+        started = _wait_for_replicas(ray, replicas)
+        if started < replicas:
+            raise SaoError(
+                f"engine 'ray': only {started} of {replicas} replicas started in "
+                f"{_REPLICA_PATIENCE_S:.0f} s; the cluster lacks the GPUs (or CPUs) for "
+                "engine.replicas"
+            )
 
     # ------------------------------------------------------------------ protocol
 
@@ -147,14 +180,20 @@ class RayEngine:
                 choices.append(
                     Completion(
                         text=row["text"].strip(),
-                        # the processor keeps no finish reason: a full budget reads as "length"
-                        finish_reason="length" if row["ntok"] >= params.max_tokens else "stop",
+                        finish_reason=self._finish_reason(row, params.max_tokens),
                         num_tokens=row["ntok"],
                         seed=seeds[k],
                     )
                 )
             out.append(choices)
         return out
+
+    def _finish_reason(self, row: dict[str, Any], max_tokens: int) -> str:
+        """The processor drops vLLM's finish reason: an end-of-turn token last means "stop"
+        (as vLLM, which checks stop tokens before the budget), else a full budget "length"."""
+        if row["last"] in self.stop_ids or row["ntok"] < max_tokens:
+            return "stop"
+        return "length"
 
     def label_logprobs(
         self, conversations: list[list[Message]], labels: list[str]
@@ -172,10 +211,15 @@ class RayEngine:
         return result
 
     def close(self) -> None:
-        """End the dataset (its replicas stop with it) and a local cluster started here."""
-        with contextlib.suppress(Exception):
-            self.queue.put(None)
-        self.consumer.join(timeout=120)
+        """End the dataset (its replicas stop with it) and a local cluster started here.
+
+        The end marker waits behind rows already queued: after an interrupted call the wait is
+        short, and a local cluster is shut down without draining rows nobody will read.
+        """
+        if self.consumer is not None:
+            with contextlib.suppress(Exception):
+                self.queue.put(None)
+            self.consumer.join(timeout=5 if self.abandoned else 60)
         if self.owns_cluster:
             with contextlib.suppress(Exception):
                 self._ray.shutdown()
@@ -195,6 +239,8 @@ class RayEngine:
         """
         if self.failure is not None:
             raise RuntimeError(f"the Ray Data stream stopped: {self.failure}")
+        if not prompts:
+            return []
         per_row = params if isinstance(params, list) else [params] * len(prompts)
         first = self.next_id
         rows = [
@@ -210,10 +256,14 @@ class RayEngine:
         self.queue.put(rows)
         wanted = range(first, first + len(prompts))
         with self.done:
-            while not all(r in self.results for r in wanted):
-                if self.failure is not None:
-                    raise RuntimeError(f"the Ray Data stream stopped: {self.failure}")
-                self.done.wait(_WAIT_S)
+            try:
+                while not all(r in self.results for r in wanted):
+                    if self.failure is not None:
+                        raise RuntimeError(f"the Ray Data stream stopped: {self.failure}")
+                    self.done.wait(_WAIT_S)
+            except BaseException:  # interrupted or failed: late rows are dropped, not kept
+                self.abandoned.update(r for r in wanted if self.results.pop(r, None) is None)
+                raise
             out = [self.results.pop(r) for r in wanted]
         self.generated_tokens += sum(r["ntok"] for r in out)
         return out
@@ -233,7 +283,11 @@ class RayEngine:
                     if row["rid"] >= 0
                 ]
                 with self.done:
-                    self.results.update((row["rid"], row) for row in rows)
+                    for row in rows:
+                        if row["rid"] in self.abandoned:
+                            self.abandoned.discard(row["rid"])
+                        else:
+                            self.results[row["rid"]] = row
                     self.done.notify_all()
         except BaseException as exc:
             with self.done:
@@ -269,26 +323,37 @@ def _connect(ray: Any, address: str | None, replicas: int) -> bool:
     return not address
 
 
-def _wait_for_replicas(ray: Any, replicas: int, patience_s: float = 600.0) -> None:
-    """Return once this job's `replicas` vLLM replicas have started (the first answers the
-    start-up probe; the others may still be loading), or after `patience_s`."""
+def _wait_for_replicas(ray: Any, replicas: int) -> int:
+    """This job's vLLM replicas that are up, once all `replicas` are or after
+    `_REPLICA_PATIENCE_S` (the first answered the start-up probe; others may still load)."""
     try:
         from ray._private.state import actors  # the GCS's actor table; no dashboard needed
 
         job = ray.get_runtime_context().get_job_id()
     except Exception:  # a Ray without this table: Ray Data uses each replica once it is up
-        return
-    deadline = time.monotonic() + patience_s
-    while time.monotonic() < deadline:
+        return replicas
+    deadline = time.monotonic() + _REPLICA_PATIENCE_S
+    while True:
         alive = sum(
             "vLLMEngineStageUDF" in a["ActorClassName"]
             and a["State"] == "ALIVE"
             and a["JobID"] == job
             for a in actors().values()
         )
-        if alive >= replicas:
-            return
+        if alive >= replicas or time.monotonic() > deadline:
+            return alive
         time.sleep(1.0)
+
+
+def _stop_ids(tokenizer: Any, model_path: str) -> set[int]:
+    """Token ids that end a turn: the tokenizer's EOS and the generation config's."""
+    ids = {tokenizer.eos_token_id} - {None}
+    with contextlib.suppress(Exception):
+        from transformers import GenerationConfig
+
+        eos = GenerationConfig.from_pretrained(model_path).eos_token_id
+        ids |= set(eos if isinstance(eos, list) else [eos]) - {None}
+    return ids
 
 
 def _quiet(ray: Any) -> None:
@@ -331,10 +396,12 @@ def _result_row(row: dict[str, Any]) -> dict[str, Any]:
     first = {}
     if steps is not None and len(steps):
         first = {str(t): float(v["logprob"]) for t, v in steps[0].items() if v is not None}
+    generated = row.get("generated_tokens")
     return {
         "rid": int(row["rid"]),
         "text": row["generated_text"],
         "ntok": int(row["num_generated_tokens"]),
+        "last": int(generated[-1]) if generated is not None and len(generated) else -1,
         "logprobs": json.dumps(first),
     }
 
