@@ -5,7 +5,8 @@ are then replayed straight into the same loaded engine, its prefix cache emptied
 Tokens are generated tokens plus one per judge call.
 Usage: python benchmarks/overhead.py [--engine hf] [--personas 8] [--samples 4]
 With --engine openai the server at $OPENAI_BASE_URL must serve the model's folder, started
-with VLLM_SERVER_DEV_MODE=1 so its prefix cache can be reset.
+with VLLM_SERVER_DEV_MODE=1 so its prefix cache can be reset. With --engine ray the replay runs
+on a fresh engine (new replicas, empty caches), since Ray Data keeps its replicas out of reach.
 """
 
 from __future__ import annotations
@@ -114,6 +115,10 @@ def main() -> None:
         t = manifest["totals"]
         pipeline_tokens = t["tokens"]["prompts"] + t["tokens"]["responses"] + t["judge_calls"]
         cache_reset = reset_prefix_cache(engine)  # else the replay's prefills come from cache
+        if cache_reset is None and engine.name == "ray":  # replicas' caches are out of reach:
+            engine.close()  # the replay gets fresh replicas, started before its clock
+            engine = make_engine(cfg.engine, resolve_model(cfg.model).path, cfg.seed)
+            cache_reset = "fresh replicas"
         bare_tokens, bare_s = replay(engine, recorder.calls)
         engine.close()
 
