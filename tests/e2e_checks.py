@@ -37,6 +37,25 @@ def check_records(records: list[dict], k: int, config: dict) -> None:
         check_pairs(rec, config["pairs"])
 
 
+def check_labels_and_json(engine, copies: int = 1) -> None:
+    """A real engine reads both verdict labels' log-probabilities (`copies` identical
+    conversations) and answers in JSON when given a schema."""
+    from sao.engines.base import Sampling
+
+    logprobs = engine.label_logprobs(
+        [[{"role": "user", "content": "Answer with A or B. Which is a vowel: A) e B) t"}]] * copies,
+        ["A", "B"],
+    )
+    assert len(logprobs) == copies
+    assert all(set(lp) == {"A", "B"} and all(v <= 0 for v in lp.values()) for lp in logprobs)
+    schema = json.dumps({"type": "object", "properties": {"score": {"type": "integer"}}})
+    structured = engine.chat(
+        [[{"role": "user", "content": "Rate blue from 1 to 5 as JSON."}]],
+        Sampling(max_tokens=16, temperature=0.0, json_schema=schema),
+    )
+    assert isinstance(json.loads(structured[0][0].text), dict)
+
+
 def check_run_diagnostics(manifest: dict, records: list[dict]) -> None:
     """The manifest's judge totals are the sums of the records' judge_stats."""
     totals = manifest["totals"]["judge"]

@@ -4,7 +4,6 @@ a server killed mid-run and restarted: the run finishes with nothing lost."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import time
@@ -17,7 +16,7 @@ from sao.engines.openai import OpenAIEngine
 from sao.store import read_manifest, read_records
 from sao.verify import verify
 from tests.conftest import SAO, TINY, run_sao
-from tests.e2e_checks import check_records, check_run_diagnostics
+from tests.e2e_checks import check_labels_and_json, check_records, check_run_diagnostics
 from tests.servers import VLLMServer, free_port
 
 pytestmark = [
@@ -55,17 +54,7 @@ def test_the_engine_samples_n_with_seeds_logprobs_and_json(engine, server):
     assert engine.generated_tokens - before == sum(c.num_tokens for r in results for c in r)
     again = engine.chat(conversations, Sampling(n=3, temperature=0.8, max_tokens=12, seed=5))
     assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in results]
-    logprobs = engine.label_logprobs(
-        [[{"role": "user", "content": "Answer with A or B. Which is a vowel: A) e B) t"}]],
-        ["A", "B"],
-    )
-    assert set(logprobs[0]) == {"A", "B"} and all(v <= 0 for v in logprobs[0].values())
-    schema = json.dumps({"type": "object", "properties": {"score": {"type": "integer"}}})
-    structured = engine.chat(
-        [[{"role": "user", "content": "Rate blue from 1 to 5 as JSON."}]],
-        Sampling(max_tokens=16, temperature=0.0, json_schema=schema),
-    )
-    assert isinstance(json.loads(structured[0][0].text), dict)
+    check_labels_and_json(engine, copies=1)
 
 
 def test_a_wrong_key_or_no_server_is_one_line(server, tmp_path):

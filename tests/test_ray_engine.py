@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import pytest
 from rich.console import Console
@@ -16,7 +15,12 @@ from sao.pipeline import generate
 from sao.store import read_records
 from sao.verify import verify
 from tests.conftest import TINY
-from tests.e2e_checks import check_records, check_run_diagnostics, load_records
+from tests.e2e_checks import (
+    check_labels_and_json,
+    check_records,
+    check_run_diagnostics,
+    load_records,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,17 +53,7 @@ def test_two_replicas_sample_rows_with_seeds_logprobs_and_json(engine):
     assert all(0 < c.num_tokens <= 12 for r in results for c in r)
     assert engine.generated_tokens - before == sum(c.num_tokens for r in results for c in r)
     assert len({c.text for r in results for c in r}) > 5  # samples differ
-    logprobs = engine.label_logprobs(
-        [[{"role": "user", "content": "Answer with A or B. Which is a vowel: A) e B) t"}]] * 3,
-        ["A", "B"],
-    )
-    assert all(set(lp) == {"A", "B"} and all(v <= 0 for v in lp.values()) for lp in logprobs)
-    schema = json.dumps({"type": "object", "properties": {"score": {"type": "integer"}}})
-    structured = engine.chat(
-        [[{"role": "user", "content": "Rate blue from 1 to 5 as JSON."}]],
-        Sampling(max_tokens=16, temperature=0.0, json_schema=schema),
-    )
-    assert isinstance(json.loads(structured[0][0].text), dict)
+    check_labels_and_json(engine, copies=3)
 
 
 def test_a_run_on_the_ray_engine_writes_the_same_record_schema(engine, tmp_path):
