@@ -10,9 +10,8 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
-from rich.table import Table
 
+from sao.cli_views import err, out, print_judge_eval, print_plan, print_report, print_summary
 from sao.errors import SaoError
 from sao.interrupts import Terminated, dropped_on_resume, install
 
@@ -24,9 +23,6 @@ app = typer.Typer(
 )
 config_app = typer.Typer(no_args_is_help=True, help="Write or inspect run configurations.")
 app.add_typer(config_app, name="config")
-
-out = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes: wide tables fit
-err = Console(stderr=True)
 
 
 def user_errors(fn):
@@ -141,78 +137,9 @@ def generate(
     mode = "overwrite" if overwrite else "extend" if extend else "resume"
     result = run(cfg, err, dry_run=dry_run, mode=mode)
     if dry_run:
-        _print_plan(result)
+        print_plan(result)
     else:
-        _print_summary(result, cfg.output.dir)
-
-
-def _print_judge_stats(mode: str, j: dict[str, Any]) -> None:
-    """One table of the run's judge diagnostics (DESIGN §4)."""
-    if not j.get("records"):
-        return
-    table = Table(title=f"judge ({mode}): how far to trust the labels")
-    for column in ("measure", "value", "meaning"):
-        table.add_column(column)
-    rows = [
-        ("raw flips", _fmt(j["position_bias_rate"]), "pairs whose verdict follows the position"),
-        ("first wins", _fmt(j["first_wins_rate"]), "single-order verdicts for answer shown first"),
-        ("ties", _fmt(j["tie_rate"]), "judged pairs with P within tie_band of 1/2"),
-        ("intransitive", _fmt(j["intransitive_rate"]), "triples of answers with a cycle in P"),
-        ("parse failures", str(j["parse_failures"]), "judge replies counted, not guessed"),
-        ("estimated cells", str(j["estimated_cells"]), "pairs filled by the Bradley-Terry fit"),
-        (
-            "pair margin",
-            _fmt(j["pair_margin_mean"], pct=False, digits=3),
-            "mean score gap of pairs",
-        ),
-        ("length corr", _fmt(j["length_corr"], pct=False, digits=2), "score vs answer tokens"),
-    ]
-    for row in rows:
-        table.add_row(*row)
-    out.print(table)
-    if mode != "rubric" and j["decisive_pairs"]:
-        out.print("raw flips are single-order verdicts; judging both orders cancels them in P")
-
-
-def _print_plan(result: dict[str, Any]) -> None:
-    out.print("[bold]resolved config[/bold]")
-    out.print(yaml.safe_dump(result["config"], sort_keys=False).rstrip(), markup=False)
-    plan = result["plan"]
-    table = Table(title=f"plan: {plan['personas']} personas in {plan['shards']} shards")
-    table.add_column("stage")
-    table.add_column("engine calls", justify="right")
-    table.add_column("generated tokens (at most)", justify="right")
-    for stage, calls in plan["calls"].items():
-        table.add_row(stage, f"{calls:,}", f"{plan['max_tokens'][stage]:,}")
-    out.print(table)
-
-
-def _print_summary(manifest: dict[str, Any], out_dir: str) -> None:
-    t = manifest["totals"]
-    table = Table(title="sao generate: done")
-    table.add_column("stage")
-    table.add_column("tokens", justify="right")
-    table.add_column("seconds", justify="right")
-    table.add_column("throughput", justify="right")
-    for stage in ("prompts", "responses", "judge"):
-        tokens, secs = t["tokens"].get(stage, 0), t["wall_s"].get(stage, 0.0)
-        count, unit = (t["judge_calls"], "calls/s") if stage == "judge" else (tokens, "tok/s")
-        table.add_row(stage, f"{tokens:,}", f"{secs:.1f}", f"{count / max(secs, 1e-9):,.0f} {unit}")
-    out.print(table)
-    k = manifest["config"]["responses"]["samples"]
-    out.print(
-        f"{t['records']} records (K={k}), {t['pairs']} pairs, "
-        f"{t['prompts_rejected']} of {t['personas']} personas without a usable prompt"
-    )
-    if t["prompt_rejections"]:
-        rejected = sorted(t["prompt_rejections"].items())
-        out.print("rejected prompt candidates: " + ", ".join(f"{k}={v}" for k, v in rejected))
-    _print_judge_stats(manifest["config"]["judge"]["mode"], t.get("judge", {}))
-    if t["flags"]:
-        out.print("flags: " + ", ".join(f"{k}={v}" for k, v in sorted(t["flags"].items())))
-    out.print(
-        f"data: {Path(out_dir) / 'shard-*.arrow'}  manifest: {Path(out_dir) / 'manifest.json'}"
-    )
+        print_summary(result, cfg.output.dir)
 
 
 @app.command("export")
@@ -279,7 +206,6 @@ def report_cmd(
 ) -> None:
     """Diversity and judge report of a run. Example: sao report out --baseline out-nopersona"""
     from sao.report import write_report
-    from sao.report.html import filters_text
 
     with err.status("reading the runs") as status:
         report, html_path, json_path = write_report(
@@ -291,31 +217,8 @@ def report_cmd(
             progress=status.update,
             response_sample=response_sample,
         )
-    _print_report(report.data["runs"])
-    shown = {name: filters_text(r.get("filters")) for name, r in report.data["runs"].items()}
-    if len(set(shown.values())) > 1:
-        err.print(f"warning: the runs used different prompt filters {shown}; rates not comparable")
+    print_report(report.data["runs"])
     out.print(f"report: {html_path}  numbers: {json_path}")
-
-
-def _print_report(runs: dict[str, Any]) -> None:
-    """The headline numbers, one column per run."""
-    from sao.report.html import SUMMARY_ROWS, TEXT_ROWS, fmt, lookup
-
-    table = Table(title="sao report")
-    table.add_column("measure")
-    for name in runs:
-        table.add_column(name, justify="right")
-    shown = {"count", "words.mean", "embedded", "clusters.hit", "clusters.entropy"}
-    rows = [
-        *SUMMARY_ROWS[:1],
-        *((f"prompts.{k}", f"prompt {label}", kind, "") for k, label, kind, _ in TEXT_ROWS),
-        *SUMMARY_ROWS[5:],
-    ]
-    rows = [row for row in rows if row[0].removeprefix("prompts.") not in shown]
-    for key, label, kind, _ in rows:
-        table.add_row(label, *(fmt(lookup(r, key), kind) for r in runs.values()))
-    out.print(table)
 
 
 @app.command("verify")
@@ -383,66 +286,13 @@ def judge_eval_cmd(
     finally:
         backend.close()
     result.update(model=resolved.name, engine=name)
-    _print_judge_eval(result)
+    print_judge_eval(result)
     if json_out is not None:
         try:
             json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
             raise SaoError(f"cannot write {json_out}: {exc.strerror or exc}") from None
         out.print(f"wrote {json_out}")
-
-
-def _fmt(value: float | None, pct: bool = True, digits: int = 1) -> str:
-    """A rate as a percentage, or a number; '-' when there was nothing to measure."""
-    if value is None:
-        return "-"
-    return f"{100 * value:.1f}%" if pct else f"{value:.{digits}f}"
-
-
-def _print_judge_eval(result: dict[str, Any]) -> None:
-    title = f"judge-eval: {result['probes']} probes, {result['model']} on {result['engine']}"
-    table = Table(title=title)
-    table.add_column("mode", no_wrap=True)
-    for column in ("accuracy", "pos. bias", "raw flips", "ties", "unparsed", "gen tok", "in tok"):
-        table.add_column(column, justify="right")
-    for mode, r in result["modes"].items():
-        table.add_row(
-            mode,
-            _fmt(r["accuracy"]),
-            _fmt(r["position_bias_rate"]),
-            _fmt(r["raw_flip_rate"]),
-            _fmt(r["tie_rate"]),
-            str(r["parse_failures"]),
-            _fmt(r["generated_tokens_per_comparison"], pct=False),
-            _fmt(r["prompt_tokens_per_comparison"], pct=False),
-        )
-    out.print(table)
-    kinds = sorted({k for r in result["modes"].values() for k in r["by_kind"]})
-    by_kind = Table(title="accuracy by probe kind")
-    by_kind.add_column("mode")
-    for kind in kinds:
-        by_kind.add_column(kind, justify="right")
-    for mode, r in result["modes"].items():
-        by_kind.add_row(mode, *(_fmt(r["by_kind"].get(k)) for k in kinds))
-    out.print(by_kind)
-    modes = list(result["agreement"])
-    agree = Table(title="agreement between modes (same verdict, better shown first)")
-    agree.add_column("")
-    for mode in modes:
-        agree.add_column(mode.removeprefix("pairwise-"), justify="right")
-    for a in modes:
-        agree.add_row(a, *(_fmt(result["agreement"][a][b]) for b in modes))
-    out.print(agree)
-    out.print(
-        "pos. bias: verdict changes when the answers swap places; raw flips: single-order "
-        "verdicts that follow the position (cancelled by the swap); gen/in tok: tokens generated "
-        "and read per comparison"
-    )
-    for mode, r in result["modes"].items():
-        if r.get("rubric_scale_fit"):
-            out.print(
-                f"{mode}: judge.rubric_scale fitted on these probes: {r['rubric_scale_fit']:.3f}"
-            )
 
 
 @config_app.command("init")

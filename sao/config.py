@@ -153,7 +153,15 @@ class JudgeConfig(_Section):
     rubric_scale: float = Field(
         1.3, gt=0, description="rubric: P[i][j] = sigmoid((s_i - s_j) / scale); judge-eval fits it"
     )
-    tie_band: float = Field(0.02, ge=0, lt=0.5, description="|P - 1/2| within this is a tie")
+    tie_band: float = Field(
+        0.02, ge=0, lt=0.5, description="|P - 1/2| within this is a tie (and breaks a cycle)"
+    )
+    min_label_mass: float = Field(
+        0.01,
+        ge=0,
+        lt=0.5,
+        description="logprob judges: labels carrying less probability than this give no verdict",
+    )
 
     def template_name(self) -> str:
         """The template this mode renders."""
@@ -203,8 +211,12 @@ class RunConfig(_Section):
 
     def data_hash(self) -> str:
         """Hash of `data_dict()`: two runs with the same hash produce the same records."""
-        blob = json.dumps(self.data_dict(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        return hash_data(self.data_dict())
+
+
+def hash_data(data: dict[str, Any]) -> str:
+    """The config hash of a `data_dict()` (as the manifest stores it)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _close_key(loc: tuple[Any, ...]) -> str:

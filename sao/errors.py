@@ -13,6 +13,13 @@ class EngineFailure(SaoError):
     exit_code = 3
 
 
+class RequestRefused(SaoError):
+    """The engine refused a request and always will (a prompt longer than the context, an
+    argument it rejects, a 4xx): the run stops at once instead of retrying."""
+
+    exit_code = 2
+
+
 class EngineError(RuntimeError):
     """An engine call failed (CUDA, a dead engine process, a server error); the shard reruns."""
 

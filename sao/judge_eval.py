@@ -112,16 +112,17 @@ def single_order(engine: Engine, probes: list[Probe], cfg: JudgeConfig) -> dict[
     for p in probes:
         convs.append(judge.request(p.prompt, p.better, p.worse, template, labels))
         convs.append(judge.request(p.prompt, p.worse, p.better, template, labels))
-    calls = judge.logprob_calls(engine, convs, labels)
-    better_first = [c.p_first for c in calls[0::2]]
-    worse_first = [1.0 - c.p_first for c in calls[1::2]]
+    calls = judge.logprob_calls(engine, convs, labels, cfg.min_label_mass)
+    p_first = [0.5 if c.p_first is None else c.p_first for c in calls]  # no verdict: no choice
+    better_first = p_first[0::2]
+    worse_first = [1.0 - p for p in p_first[1::2]]
     return {
         "p_better": (better_first, worse_first),
         "calls": len(calls),
         "generated_tokens": sum(c.tokens for c in calls),
         "prompt_tokens": prompt_tokens(engine, convs),
         "raw_flip_rate": None,
-        "parse_failures": 0,
+        "parse_failures": sum(c.p_first is None for c in calls),
     }
 
 

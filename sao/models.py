@@ -24,7 +24,8 @@ class ResolvedModel:
 
     name: str
     path: str
-    source: str  # "embedded" | "local" | "hub"
+    source: str  # "embedded" | "local" | "hub" | "server"
+    revision: str | None = None  # hub: the commit the engines load
 
 
 def cache_dir() -> Path:
@@ -100,10 +101,10 @@ def resolve_model(name: str, *, prepare: bool = True) -> ResolvedModel:
         raise SaoError(f"model {name} is a file; give the folder that holds config.json")
     if _looks_like_path(name):
         raise SaoError(f"model folder not found: {name}")
-    if _looks_like_hub_id(name):
-        if prepare:
-            _check_hub_model(name)
-        return ResolvedModel(name, name, "hub")
+    repo, _, pinned = name.partition("@")
+    if _looks_like_hub_id(repo):
+        revision = hub_revision(repo, pinned or None) if prepare else pinned or None
+        return ResolvedModel(name, repo, "hub", revision)
     raise SaoError(
         f"unknown model '{name}': not '{EMBEDDED_ALIAS}', not a local folder, "
         "and not a Hugging Face id of the form org/name"
@@ -121,15 +122,21 @@ def _looks_like_hub_id(name: str) -> bool:
     return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
 
 
-def _check_hub_model(name: str) -> None:
-    """Fetch the config of a hub model so a typo fails here, in one line, not inside an engine."""
-    from transformers import AutoConfig
+def hub_revision(repo: str, revision: str | None) -> str:
+    """The commit `repo` (at `revision`, else its default branch) resolves to, fetching only its
+    config (or finding it in the local cache offline); a typo fails here in one line.
+
+    The engines then load that commit, so a run, and its resume, use the same weights even if
+    the hub moves on (`org/name@<commit>` pins one by hand).
+    """
+    from huggingface_hub import snapshot_download
 
     try:
-        AutoConfig.from_pretrained(name)
+        folder = snapshot_download(repo, revision=revision, allow_patterns=["config.json"])
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SaoError(f"unknown model '{name}': {reason}") from None
+        raise SaoError(f"unknown model '{repo}': {reason}") from None
+    return Path(folder).name  # snapshots/<commit>
 
 
 CHAT_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sao.config import RunConfig
 from sao.errors import SaoError
 
 LIBRARY_FILE = "library.jsonl"
@@ -346,3 +347,24 @@ def _has_only(personas: list[Persona]) -> str:
     else:
         have = f"{source} has only {len(personas)}"
     return f"{have}; lower the count or use a larger source"
+
+
+def choose_personas(cfg: RunConfig) -> tuple[list[Persona], dict[str, Any]]:
+    """The run's personas, and the manifest's description of where they came from.
+
+    With `personas.enabled: false` (the no-persona ablation) every slot is an empty persona,
+    so each prompt comes from the same template with no one to role-play.
+    """
+    count = cfg.personas.count
+    if not cfg.personas.enabled:
+        slots = [Persona(f"none:{i:06d}", "") for i in range(count)]
+        return slots, {"source": None, "pool": 0, "sampled": count, "pool_sha256": None}
+    pool = load_personas(cfg.personas.source)
+    about = {
+        "source": cfg.personas.source,
+        "pool": len(pool),
+        "sampled": count,
+        "pool_sha256": pool_digest(pool),
+        "sampling": SAMPLING,
+    }
+    return sample_personas(pool, count, cfg.seed), about

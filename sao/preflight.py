@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from sao.config import RunConfig
+from sao.engines import resolve_engine_name
 from sao.engines.base import Message
 from sao.errors import SaoError
 from sao.models import ResolvedModel, has_chat_template
@@ -84,3 +85,63 @@ def check_model(model: ResolvedModel) -> None:
             f"model {model.name} has no chat template (no chat_template in tokenizer_config.json, "
             "no chat_template.jinja); sao needs an instruct model"
         )
+
+
+def check_token_budget(
+    cfg: RunConfig, model: ResolvedModel, templates: dict[str, Template]
+) -> None:
+    """The longest judge request fits the context: its template around a prompt of
+    `prompts.max_chars` characters and two answers of `responses.max_tokens` (one, rubric),
+    plus what the judge generates. Needs only the tokenizer, so it runs before the model loads.
+    Served models (openai) are left to the server, which knows its own context.
+    """
+    if model.source == "server" or not model.path:
+        return
+    limit, where = context_limit(cfg, model)
+    if limit is None:
+        return
+    tokenizer = _tokenizer(model)
+    if tokenizer is None:
+        return
+    prompt = (SAMPLE_PROMPT + " ") * (cfg.prompts.max_chars // (len(SAMPLE_PROMPT) + 1) + 1)
+    prompt = prompt[: cfg.prompts.max_chars]
+    labels = (cfg.judge.labels[0], cfg.judge.labels[1])
+    if cfg.judge.mode == "rubric":
+        turns = judge_rubric.request(prompt, "", templates["judge"], "json")
+        answers = cfg.responses.max_tokens
+    else:
+        turns = judge.request(prompt, "", "", templates["judge"], labels)
+        answers = 2 * cfg.responses.max_tokens
+    generated = 1 if cfg.judge.mode == "pairwise-logprob" else cfg.judge.max_tokens
+    text = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+    needed = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + answers + generated
+    if needed > limit:
+        raise SaoError(
+            f"the longest judge request needs {needed} tokens ({answers} of answers, a prompt "
+            f"of {cfg.prompts.max_chars} characters) but {where} is {limit}: lower "
+            "responses.max_tokens or prompts.max_chars, or raise engine.max_model_len"
+        )
+
+
+def context_limit(cfg: RunConfig, model: ResolvedModel) -> tuple[int | None, str]:
+    """The context a request must fit: vLLM's `max_model_len`, else the model's positions."""
+    if resolve_engine_name(cfg.engine.name) in ("vllm", "ray"):
+        return cfg.engine.max_model_len, "engine.max_model_len"
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model.path, revision=model.revision)
+    except Exception:  # an unreadable config fails, in one line, when the engine loads it
+        return None, ""
+    positions = getattr(config, "max_position_embeddings", None)
+    return positions, "the model's context (max_position_embeddings)"
+
+
+def _tokenizer(model: ResolvedModel):
+    """The model's tokenizer; None when it cannot load (the engine then fails in one line)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(model.path, revision=model.revision)
+    except Exception:
+        return None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MANIFEST_NAME = "manifest.json"
 SHARD_GLOB = "shard-*.arrow"
 
@@ -16,7 +17,8 @@ RESPONSE = pa.struct(
         ("text", pa.string()),
         ("finish_reason", pa.string()),
         ("num_tokens", pa.int32()),
-        ("seed", pa.int64()),
+        ("seed", pa.int64()),  # the seed that produced the answer (sao.seeds)
+        ("seed_row", pa.int32()),  # hf: the answer's row in the batch `seed` drew; else null
     ]
 )
 JUDGMENT = pa.struct(
@@ -44,8 +46,9 @@ JUDGE_STATS = pa.struct(
         ("first_wins_rate", pa.float32()),  # single-order verdicts for the answer shown first
         ("ties", pa.int32()),  # measured cells with |P - 1/2| <= tie_band
         ("tie_rate", pa.float32()),
-        ("intransitive_triples", pa.int32()),  # triples with a preference cycle in P
-        ("parse_failures", pa.int32()),
+        ("intransitive_triples", pa.int32()),  # triples whose 3 preferences (no tie) circle
+        ("parse_failures", pa.int32()),  # calls with no verdict (unparsable or no label mass)
+        ("label_mass_failures", pa.int32()),  # ... of them logprob calls: labels absent/weak
         ("pair_margin_mean", pa.float32()),  # over the selected pairs; null when none
         ("length_corr", pa.float32()),  # Pearson(score, tokens) over the K answers; null if flat
     ]
@@ -82,6 +85,11 @@ RECORD_SCHEMA = pa.schema(
 def record_id(seed: int, persona_id: str) -> str:
     """Stable id of a record: a hash of the run seed and the persona it came from."""
     return hashlib.sha256(f"{seed}\x00{persona_id}".encode()).hexdigest()[:20]
+
+
+def as_stored(value: float) -> float:
+    """`value` as a float32 field of the record holds it (P, scores, margins)."""
+    return float(np.float32(value))
 
 
 def shard_name(index: int) -> str:

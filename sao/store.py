@@ -17,6 +17,7 @@ from sao import failpoints
 from sao.config import diff_keys
 from sao.errors import SaoError
 from sao.interrupts import dropped_on_resume, held
+from sao.provenance import changed_packages
 from sao.records import MANIFEST_NAME, RECORD_SCHEMA, SCHEMA_VERSION, SHARD_GLOB, shard_name
 
 
@@ -65,6 +66,9 @@ def read_shard(path: Path) -> pa.Table:
     with pa.memory_map(str(path)) as source:
         return pa.ipc.open_stream(source).read_all()
 
+
+# what a manifest without a seed scheme used: why such a run is not resumed
+OLD_SEEDING = "request i seeded base + i, so neighbouring prompts' samples shared seeds"
 
 REPORT_FILES = ("report.html", "report.json")  # `sao report`'s defaults, stale once replaced
 
@@ -219,6 +223,12 @@ def opened_manifest(out: Path, header: dict[str, Any], mode: str) -> dict[str, A
                     f"{hint}); use --overwrite to replace it, or another --out folder"
                 )
             segments = [*segments, extension(old, keys, count, out)]
+        if old.get("seeding") != header.get("seeding"):
+            scheme = old.get("seeding") or OLD_SEEDING
+            raise SaoError(
+                f"{out} holds a run written with another seed scheme ({scheme}), which this "
+                "version cannot continue: use --overwrite to replace it, or another --out folder"
+            )
         drift = setup_drift(old, header)
         if drift:
             raise SaoError(
@@ -276,23 +286,32 @@ def well_formed(old: Any) -> bool:
 
 
 def setup(manifest: dict[str, Any]) -> dict[str, Any]:
-    """What besides the config decides the records: engine, model, templates, persona pool."""
+    """What besides the config decides the records: engine, model identity, templates, persona
+    pool, seeds and the versions of the packages that compute them."""
     model = manifest["model"]
     personas = manifest.get("personas") or {}
     return {
         "engine": manifest["engine"].get("name"),
-        # a served model is known by name until the server says which (then by its path)
         "model": model.get("name") if model.get("source") == "server" else model.get("path"),
+        "model weights": model.get("digest"),
+        "model revision": model.get("revision"),
+        "served model": [model.get("served"), model.get("root")],
         "templates": manifest["templates"],
         "persona pool": personas.get("pool_sha256"),
         "persona sampling": personas.get("sampling"),
+        "packages": manifest.get("packages"),
     }
 
 
 def setup_drift(old: dict[str, Any], header: dict[str, Any]) -> list[str]:
-    """The parts of `setup` in which a folder's run differs from the one starting."""
+    """The parts of `setup` in which a folder's run differs from the one starting (packages
+    named with their versions)."""
     before, now = setup(old), setup(header)
-    return [key for key in now if before[key] != now[key]]
+    drift = [key for key in now if key != "packages" and before[key] != now[key]]
+    moved = changed_packages(before["packages"] or {}, now["packages"] or {})
+    if moved:
+        drift.append(f"package versions ({', '.join(moved)})")
+    return drift
 
 
 def extension(old: dict[str, Any], keys: list[str], count: int, out: Path) -> int:

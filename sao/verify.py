@@ -10,7 +10,6 @@ to its `config_hash`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from sao.config import hash_data
 from sao.records import MANIFEST_NAME, RECORD_SCHEMA, SHARD_GLOB
 from sao.store import read_shard, sha256_file
 
@@ -61,8 +61,7 @@ def verify(out_dir: str | Path) -> tuple[list[str], dict[str, int]]:
 def _config_hash(manifest: dict[str, Any]) -> list[str]:
     """The config on record must still hash to its `config_hash` (RunConfig.data_hash)."""
     config = manifest.get("config")
-    blob = json.dumps(config, sort_keys=True).encode()
-    if hashlib.sha256(blob).hexdigest()[:16] != manifest.get("config_hash"):
+    if not isinstance(config, dict) or hash_data(config) != manifest.get("config_hash"):
         return [f"{MANIFEST_NAME}: config does not match its config_hash (edited by hand?)"]
     return []
 

@@ -11,12 +11,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.dtypes import TEST_DTYPE
+
 SAO = str(Path(sys.executable).parent / "sao")
 ROOT = Path(__file__).resolve().parent.parent
 
 # Small enough for a 2-core CPU, big enough to cross a shard boundary: 4 personas, 2 shards, K=3.
+# The engine runs in the suite's dtype (tests/dtypes.py); a test adding engine keys keeps it.
 TINY = {
     "seed": 11,
+    "engine": {"dtype": TEST_DTYPE},
     "personas": {"count": 4},
     "prompts": {"candidates": 2, "max_tokens": 48},
     "responses": {"samples": 3, "max_tokens": 40},

@@ -62,7 +62,7 @@ def check_run_diagnostics(manifest: dict, records: list[dict]) -> None:
     assert totals["records"] == len(records)
     for key in ("calls", "generated_tokens", "position_flips", "decisive_pairs", "ties"):
         assert totals[key] == sum(r["judge_stats"][key] for r in records), key
-    for key in ("parse_failures", "estimated_cells", "intransitive_triples"):
+    for key in ("parse_failures", "label_mass_failures", "estimated_cells", "intransitive_triples"):
         assert totals[key] == sum(r["judge_stats"][key] for r in records), key
     decisive = totals["decisive_pairs"]
     if decisive:

@@ -43,6 +43,9 @@ def check_judge(rec: dict, judge_cfg: dict) -> None:
         if (i, j) in cells:
             assert math.isclose(p[i][j], cells[(i, j)], abs_tol=1e-5)
     judgments = rec["judgments"]
+    for j in judgments:
+        if no_label_verdict(j, judge_cfg):
+            assert j["verdict"] == "unparsed" and j["p_first"] is None and j["score"] is None
     unparsed = sum(j["verdict"] == "unparsed" for j in judgments)
     assert stats["calls"] == len(judgments)
     assert stats["generated_tokens"] == sum(j["tokens"] for j in judgments)
@@ -50,14 +53,19 @@ def check_judge(rec: dict, judge_cfg: dict) -> None:
     assert (f"judge_parse_failure:{unparsed}" in rec["flags"]) == (unparsed > 0)
     assert stats["pairs_judged"] == len(cells)
     assert stats["estimated_cells"] == k * (k - 1) // 2 - len(cells)
-    ties = sum(abs(v - 0.5) <= judge_cfg["tie_band"] for v in cells.values())
+    band = judge_cfg["tie_band"]  # a cell within the band of ½ is a tie, and breaks a cycle
+    ties = sum(abs(v - 0.5) <= band for v in cells.values())
     assert stats["ties"] == ties
+    wins = {(a, b): p[a][b] > 0.5 + band for a, b in itertools.permutations(range(k), 2)}
     cycles = sum(
-        (p[a][b] > 0.5 and p[b][c] > 0.5 and p[c][a] > 0.5)
-        or (p[a][b] < 0.5 and p[b][c] < 0.5 and p[c][a] < 0.5)
+        (wins[(a, b)] and wins[(b, c)] and wins[(c, a)])
+        or (wins[(b, a)] and wins[(c, b)] and wins[(a, c)])
         for a, b, c in itertools.combinations(range(k), 3)
     )
     assert stats["intransitive_triples"] == cycles
+    no_mass = sum(no_label_verdict(j, judge_cfg) for j in judgments)
+    assert stats["label_mass_failures"] == no_mass
+    assert (f"judge_no_label_mass:{no_mass}" in rec["flags"]) == (no_mass > 0)
     if mode == "rubric":
         assert len(judgments) == k and all(j["order"] == "pointwise" for j in judgments)
         assert stats["position_bias_rate"] is None
@@ -83,6 +91,21 @@ def check_judge(rec: dict, judge_cfg: dict) -> None:
             assert j["p_first"] is None
         else:
             assert j["p_first"] == (1.0 if j["verdict"] == "first" else 0.0)
+
+
+def no_label_verdict(judgment: dict, judge_cfg: dict) -> bool:
+    """A logprob call whose labels were absent or carried less than `min_label_mass`."""
+    if judge_cfg["mode"] == "pairwise-text":
+        return False
+    try:
+        lp = json.loads(judgment["raw"])
+    except ValueError:
+        return False
+    if judge_cfg["mode"] == "rubric" and set(lp) != {str(n) for n in range(6)}:
+        return False  # a JSON-scored rubric reply, not label log-probabilities
+    if judge_cfg["mode"] == "pairwise-logprob" and -math.inf in lp.values():
+        return True
+    return sum(math.exp(v) for v in lp.values()) < judge_cfg["min_label_mass"]
 
 
 def check_pairs(rec: dict, pairs_cfg: dict) -> None:

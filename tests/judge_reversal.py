@@ -6,7 +6,7 @@ Run as a script (vLLM needs a `__main__` guard): python tests/judge_reversal.py 
 import json
 import sys
 
-from sao.config import EngineConfig, RunConfig
+from sao.config import RunConfig
 from sao.engines import make_engine
 from sao.models import resolve_model
 from sao.stages import judge
@@ -18,7 +18,8 @@ if __name__ == "__main__":
     manifest = read_manifest(out)
     cfg = RunConfig.model_validate({**manifest["config"], "output": {}})
     record = read_records(out).to_pylist()[0]
-    engine = make_engine(EngineConfig(name=engine_name), resolve_model(cfg.model).path, cfg.seed)
+    settings = cfg.engine.model_copy(update={"name": engine_name})  # the run's dtype too
+    engine = make_engine(settings, resolve_model(cfg.model).path, cfg.seed)
     template = Template(cfg.judge.template_name())
     prompt = record["prompt"][0]["content"]
     texts = [r["text"] for r in record["responses"]]

@@ -62,7 +62,9 @@ def test_sigkill_at_every_stage_then_resume_equals_an_uninterrupted_run(hf_run, 
     reference, _ = hf_run
     config = tmp_path / "tiny.yaml"
     # retries and their back-off do not change the records, so the config hash is hf_run's
-    config.write_text(yaml.safe_dump({**TINY, "engine": {"retry_backoff_s": 0.1}}))
+    config.write_text(
+        yaml.safe_dump({**TINY, "engine": {**TINY["engine"], "retry_backoff_s": 0.1}})
+    )
     out = tmp_path / "out"
     for failpoint, listed in KILLS:
         if failpoint == "clock":

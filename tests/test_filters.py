@@ -6,7 +6,7 @@ import pytest
 
 from sao.config import FilterConfig, RunConfig, load_config
 from sao.errors import SaoError
-from sao.pipeline import FilterFeed
+from sao.filter_feed import FilterFeed
 from sao.stages.filters import PromptFilter
 from sao.store import Store
 

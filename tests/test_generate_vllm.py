@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.e2e_checks import (
     check_run_diagnostics,
     generate_with,
     load_records,
+    script_json,
 )
 
 pytestmark = [
@@ -32,6 +34,12 @@ def run(tmp_path_factory):
     return tmp / "out"
 
 
+@pytest.fixture(scope="module")
+def seeds(run) -> dict:
+    """Answers regenerated from their stored seeds, and the independence figures."""
+    return script_json("tests/seed_independence.py", str(run))
+
+
 def test_records_load_and_hold_invariants(run):
     ds = load_records(run)
     manifest = read_manifest(run)
@@ -40,5 +48,30 @@ def test_records_load_and_hold_invariants(run):
     assert manifest["engine"]["name"] == "vllm"
     assert manifest["status"] == "complete"
     assert manifest["config"]["pairs"]["strategy"] == "all-above-margin"
-    seeds = {r["seed"] for rec in ds.to_list() for r in rec["responses"]}
-    assert None not in seeds  # every vLLM request carries its own seed
+
+
+def test_every_answer_has_its_own_seed_that_alone_reproduces_it(run, seeds):
+    records = load_records(run).to_list()
+    every = [r["seed"] for rec in records for r in rec["responses"]]
+    assert len(every) == len(records) * K and None not in every
+    assert len(set(every)) == len(every)  # N·K samples, N·K seeds
+    assert all(r["seed_row"] is None for rec in records for r in rec["responses"])
+    for answer in seeds["regenerated"]:
+        assert answer["again"] == answer["stored"]
+
+
+def test_answers_that_shared_a_seed_before_agree_no_more_than_unrelated_ones(seeds):
+    # The scheme before issue 14 seeded answer j+1 of prompt i like answer j of prompt i+1: their
+    # first words agreed far more often than other answers of the same neighbouring prompts.
+    # The same check on sao's scheme finds no excess (two-proportion z below 2.5).
+    old, new = seeds["old"], seeds["new"]
+    assert z_score(old) > 2.5, old  # the check can tell: it catches the old scheme
+    assert z_score(new) < 2.5, new
+
+
+def z_score(result: dict) -> float:
+    """Two-proportion z of formerly-shared over never-shared agreement."""
+    a, b = result["formerly_shared"], result["never_shared"]
+    pooled = (a["agree"] + b["agree"]) / (a["pairs"] + b["pairs"])
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / a["pairs"] + 1 / b["pairs"]))
+    return (a["rate"] - b["rate"]) / spread if spread else 0.0

@@ -9,7 +9,7 @@ import pytest
 
 from sao import failpoints
 from sao.interrupts import Terminated, held, install
-from sao.pipeline import layout
+from sao.plan import layout
 
 
 @pytest.fixture

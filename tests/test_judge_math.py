@@ -8,24 +8,28 @@ import itertools
 import math
 import random
 
+import numpy as np
 import pytest
 
 from sao.config import JudgeConfig, PairConfig
-from sao.engines.base import normalise_pair
 from sao.errors import SaoError
 from sao.stages import pairs
 from sao.stages.bradley_terry import complete, fit_strengths, schedule
 from sao.stages.judge import judge, ordered_calls, pairwise_record
 from sao.stages.judge_diagnostics import Diagnostics, is_cycle, run_summary
-from sao.stages.verdicts import Call, Verdicts, row_means
+from sao.stages.verdicts import Call, Verdicts, first_probability
 
 LOGPROB = JudgeConfig()
 TEXT = JudgeConfig(mode="pairwise-text")
 
 
 def logprob_record(k: int, first_wins: dict, cfg: JudgeConfig = LOGPROB) -> Verdicts:
+    """A record from p(first wins) per shown order; None stands for a call with no verdict."""
     calls = {}
     for shown, p in first_wins.items():
+        if p is None:
+            calls[shown] = Call("unparsed", 1, "{}", no_label_mass=True)
+            continue
         verdict = "first" if p > 0.5 else "second" if p < 0.5 else "tie"
         calls[shown] = Call(verdict, 1, "{}", p_first=p)
     return pairwise_record(k, calls, ordered_calls(schedule(k, cfg.opponents)), cfg)
@@ -68,7 +72,7 @@ def test_matrix_invariants(k):
         assert 0.0 <= v.matrix[i][j] <= 1.0
         assert v.matrix[i][j] + v.matrix[j][i] == pytest.approx(1.0)
     assert all(v.matrix[i][i] == 0.5 for i in range(k))
-    assert v.scores == pytest.approx(row_means(v.matrix))
+    assert v.scores == pytest.approx(np.asarray(v.matrix).mean(axis=1).tolist(), abs=1e-6)
 
 
 def test_pure_position_bias_cancels_and_is_measured():
@@ -146,7 +150,11 @@ def test_bradley_terry_stays_finite_on_outright_wins():
 
 def test_intransitive_triples_and_length_correlation():
     cycle = [[0.5, 0.8, 0.3], [0.2, 0.5, 0.9], [0.7, 0.1, 0.5]]  # 0>1, 1>2, 2>0
-    assert is_cycle(cycle, 0, 1, 2)
+    assert is_cycle(cycle, 0, 1, 2, band=0.02)
+    assert is_cycle(cycle, 2, 1, 0, band=0.02)  # the same circle, read the other way
+    tied = [[0.5, 0.8, 0.49], [0.2, 0.5, 0.9], [0.51, 0.1, 0.5]]  # 2 vs 0 within the band
+    assert not is_cycle(tied, 0, 1, 2, band=0.02)
+    assert is_cycle(tied, 0, 1, 2, band=0.0)  # no band: 0.51 is a preference
     d = Diagnostics(mode="x")
     d.observe_matrix(cycle, [[False] * 3 for _ in range(3)], band=0.02)
     d.observe_pairs([0.2, 0.4], scores=[0.3, 0.5, 0.7], lengths=[10, 20, 30])
@@ -167,10 +175,38 @@ def test_run_summary_adds_counts_before_taking_rates():
     assert summary["position_bias_rate"] == pytest.approx(2 / 5)  # not the mean of 1/4 and 1
 
 
-def test_normalise_pair():
-    assert normalise_pair({"A": math.log(0.3), "B": math.log(0.1)}, "A", "B") == pytest.approx(0.75)
-    assert normalise_pair({"A": -math.inf, "B": -math.inf}, "A", "B") == 0.5
-    assert normalise_pair({"A": -1000.0, "B": 0.0}, "A", "B") == pytest.approx(0.0)
+def test_first_probability_is_none_without_a_verdict():
+    lp = {"A": math.log(0.3), "B": math.log(0.1)}
+    assert first_probability(lp, "A", "B", min_mass=0.05) == pytest.approx(0.75)
+    assert first_probability(lp, "A", "B", min_mass=0.5) is None  # 0.4 of the mass: no verdict
+    assert first_probability({"A": -math.inf, "B": -math.inf}, "A", "B", 0.0) is None
+    assert first_probability({"A": -math.inf, "B": 0.0}, "A", "B", 0.0) is None  # A absent
+    assert first_probability({"B": 0.0}, "A", "B", 0.0) is None
+
+
+def test_calls_without_a_verdict_leave_their_cells_estimated_and_no_pair():
+    # answer 2's every call gave no verdict: its cells are estimated and nothing ties it to 0, 1
+    k = 3
+    wins = {s: 0.8 if s[0] < s[1] else 0.3 for s in itertools.permutations(range(k), 2)}
+    wins.update({s: None for s in wins if 2 in s})
+    v = logprob_record(k, wins)
+    assert v.estimated[0][2] and v.estimated[1][2] and not v.estimated[0][1]
+    assert "judge_no_label_mass:4" in v.flags and "judge_parse_failure:4" in v.flags
+    stats = v.diagnostics.record()
+    assert (stats["label_mass_failures"], stats["parse_failures"]) == (4, 4)
+    assert pairs.select(v, [1] * k, PairConfig(min_margin=0.0)) == ([], ["no_pair:unmeasured"])
+    # one order of (0, 2) still without a verdict, the other measured: the cell stays estimated
+    wins[(0, 2)] = 0.9
+    assert logprob_record(k, wins).estimated[0][2]
+
+
+def test_a_pair_needs_a_strictly_higher_stored_score():
+    # P01 = 0.5 + 5e-10 in float64 is exactly 0.5 as stored (float32): a tie, not a pair
+    v = logprob_record(2, {(0, 1): 0.5 + 1e-9, (1, 0): 0.5})
+    assert v.matrix[0][1] == 0.5 and v.scores[0] == v.scores[1]
+    cfg = PairConfig(strategy="all-above-margin", min_margin=0.0)
+    assert pairs.select(v, [1, 1], cfg) == ([], ["no_pair:all_tied"])
+    assert v.diagnostics.record()["ties"] == 1
 
 
 def scored(scores: list[float], consistent: dict | None = None) -> Verdicts:

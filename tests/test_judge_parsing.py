@@ -54,8 +54,9 @@ def test_parse_score(reply, score):
 def test_expected_score_renormalises_over_the_digits():
     lp = {str(n): -math.inf for n in range(6)}
     lp.update({"2": math.log(0.1), "4": math.log(0.3)})
-    assert expected_score(lp) == pytest.approx((2 * 0.1 + 4 * 0.3) / 0.4)
-    assert expected_score(dict.fromkeys(lp, -math.inf)) is None
+    assert expected_score(lp, 0.05) == pytest.approx((2 * 0.1 + 4 * 0.3) / 0.4)
+    assert expected_score(lp, 0.5) is None  # the digits hold 0.4 of the mass: no verdict
+    assert expected_score(dict.fromkeys(lp, -math.inf), 0.0) is None
 
 
 def test_shipped_probes():

@@ -49,7 +49,12 @@ def test_the_engine_samples_n_with_seeds_logprobs_and_json(engine, server):
     before = engine.generated_tokens
     results = engine.chat(conversations, Sampling(n=3, temperature=0.8, max_tokens=12, seed=5))
     assert [len(r) for r in results] == [3, 3, 3]
-    assert [r[0].seed for r in results] == [5, 6, 7]
+    # the server seeds choice j of request i with seed + 3i + j (sao.seeds): all distinct
+    assert [[c.seed for c in r] for r in results] == [[5, 6, 7], [8, 9, 10], [11, 12, 13]]
+    (alone,) = engine.chat(
+        conversations[1:2], Sampling(n=1, temperature=0.8, max_tokens=12, seed=10)
+    )
+    assert alone[0].text == results[1][2].text  # the stored seed alone reproduces the answer
     assert all(0 < c.num_tokens <= 12 for r in results for c in r)
     assert engine.generated_tokens - before == sum(c.num_tokens for r in results for c in r)
     again = engine.chat(conversations, Sampling(n=3, temperature=0.8, max_tokens=12, seed=5))
@@ -59,13 +64,17 @@ def test_the_engine_samples_n_with_seeds_logprobs_and_json(engine, server):
 
 def test_a_wrong_key_or_no_server_is_one_line(server, tmp_path):
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "engine": {"api_key_env": KEY_ENV}}))
+    config.write_text(
+        yaml.safe_dump({**TINY, "engine": {**TINY["engine"], "api_key_env": KEY_ENV}})
+    )
     args = ("generate", "-c", str(config), "--engine", "openai", "--out", str(tmp_path / "o"))
     wrong = run_sao(*args, env={"OPENAI_BASE_URL": server.url, KEY_ENV: "wrong"})
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
     assert "401" in wrong.stderr.strip().splitlines()[-1], wrong.stderr
     down = f"http://127.0.0.1:{free_port()}/v1"
-    config.write_text(yaml.safe_dump({**TINY, "engine": {"base_url": down, "patience_s": 2}}))
+    config.write_text(
+        yaml.safe_dump({**TINY, "engine": {**TINY["engine"], "base_url": down, "patience_s": 2}})
+    )
     gone = run_sao(*args)
     assert gone.returncode == 2 and "Traceback" not in gone.stderr
     assert gone.stderr.strip().splitlines()[-1].startswith(f"error: engine 'openai': {down} ")

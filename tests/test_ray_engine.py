@@ -15,6 +15,7 @@ from sao.pipeline import generate
 from sao.store import read_records
 from sao.verify import verify
 from tests.conftest import TINY
+from tests.dtypes import TEST_DTYPE
 from tests.e2e_checks import (
     check_labels_and_json,
     check_records,
@@ -31,7 +32,13 @@ pytestmark = [
     ),
 ]
 REPLICAS = 2
-ENGINE = {"name": "ray", "replicas": REPLICAS, "batch_size": 8, "max_model_len": 2048}
+ENGINE = {
+    "name": "ray",
+    "replicas": REPLICAS,
+    "batch_size": 8,
+    "max_model_len": 2048,
+    "dtype": TEST_DTYPE,
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +55,14 @@ def test_two_replicas_sample_rows_with_seeds_logprobs_and_json(engine):
     params = Sampling(n=3, temperature=0.8, max_tokens=12, seed=5)
     results = engine.chat(conversations, params)
     assert [len(r) for r in results] == [3] * 5
-    # Row j of conversation i is seeded seed + i + j: the seeds vLLM gives an n=3 request.
-    assert [[c.seed for c in r] for r in results[:2]] == [[5, 6, 7], [6, 7, 8]]
+    # Row j of conversation i is seeded seed + 3i + j (sao.seeds): no two samples share one.
+    assert [[c.seed for c in r] for r in results[:2]] == [[5, 6, 7], [8, 9, 10]]
+    assert len({c.seed for r in results for c in r}) == 15
+    # the stored seed alone reproduces a sample: sample 2 of conversation 1, asked on its own
+    (alone,) = engine.chat(
+        conversations[1:2], Sampling(n=1, temperature=0.8, max_tokens=12, seed=10)
+    )
+    assert alone[0].text == results[1][2].text
     assert all(0 < c.num_tokens <= 12 for r in results for c in r)
     assert engine.generated_tokens - before == sum(c.num_tokens for r in results for c in r)
     assert len({c.text for r in results for c in r}) > 5  # samples differ
@@ -69,9 +82,11 @@ def test_a_run_on_the_ray_engine_writes_the_same_record_schema(engine, tmp_path)
     k = TINY["responses"]["samples"]
     check_records(records, k, cfg.model_dump())
     check_run_diagnostics(manifest, records)
-    for rec in records:  # K rows of one prompt carry K consecutive seeds
+    for rec in records:  # K rows of one prompt carry K consecutive seeds of their own
         seeds = [r["seed"] for r in rec["responses"]]
         assert seeds == list(range(seeds[0], seeds[0] + k))
+    every = [r["seed"] for rec in records for r in rec["responses"]]
+    assert len(set(every)) == len(every)
     assert live_replicas() == REPLICAS
 
 

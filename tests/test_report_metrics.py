@@ -9,19 +9,15 @@ import pytest
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from rouge_score import rouge_scorer, tokenizers
 
-from sao.report import lexical
-from sao.report.bleu import self_bleu
-from sao.report.lexical import (
-    RepetitionIndex,
-    distinct_n,
-    exact_duplicates,
-    near_duplicates,
-    repetitions,
-    rouge_l_f1,
-    shingles,
-    words,
-)
 from sao.report.spread import cluster_coverage, mean_pairwise_cosine, vendi_score
+from sao.text import repetition
+from sao.text.bleu import self_bleu
+from sao.text.duplicates import exact_duplicates, near_duplicates
+from sao.text.ngrams import distinct_n, shingles
+from sao.text.repetition import repetitions
+from sao.text.repetition_index import RepetitionIndex
+from sao.text.rouge import rouge_l_f1
+from sao.text.tokens import words
 
 
 def test_distinct_n_by_hand():
@@ -111,7 +107,7 @@ def repetitive() -> tuple[list[str], list[float]]:
 def test_repetitions_equal_all_pairs_on_a_larger_repetitive_corpus(
     monkeypatch, repetitive, threshold, block
 ):
-    monkeypatch.setattr(lexical, "_BLOCK_ENTRIES", block)
+    monkeypatch.setattr(repetition, "_BLOCK_ENTRIES", block)
     texts, best_f1 = repetitive
     brute = [i for i, best in enumerate(best_f1) if best > threshold]
     assert 30 < len(brute) < 300

@@ -8,6 +8,7 @@ import pytest
 from sao.config import RunConfig
 from sao.errors import SaoError
 from sao.records import RECORD_SCHEMA, shard_name
+from sao.seeds import SEED_SCHEME
 from sao.store import Store, read_records, sha256_file
 
 
@@ -75,6 +76,30 @@ def test_resume_guard_names_differing_keys_and_setup(tmp_path):
     with pytest.raises(SaoError, match=r"different engine, persona pool; use --overwrite"):
         Store.open(tmp_path, header(RunConfig(), engine="vllm", pool="p2"))
     Store.open(tmp_path, header(RunConfig())).close()  # refusals changed nothing
+
+
+def test_resume_refuses_another_seed_scheme_weights_or_package_versions(tmp_path):
+    start = {
+        **header(RunConfig()),
+        "seeding": SEED_SCHEME,
+        "packages": {"torch": "2.13.0", "transformers": "5.1.0"},
+    }
+    start["model"] = {**start["model"], "digest": "d1"}
+    before_issue_14 = {k: v for k, v in start.items() if k != "seeding"}  # an older sao's run
+    Store.open(tmp_path / "old", before_issue_14).close()
+    with pytest.raises(SaoError, match=r"another seed scheme \(request i seeded base \+ i"):
+        Store.open(tmp_path / "old", start)
+    Store.open(tmp_path, start).close()
+    moved = {**start, "packages": {"torch": "2.13.0", "transformers": "5.2.0"}}
+    with pytest.raises(SaoError, match=r"package versions \(transformers 5\.1\.0 → 5\.2\.0\)"):
+        Store.open(tmp_path, moved)
+    rewritten = {**start, "model": {**start["model"], "digest": "d2"}}
+    with pytest.raises(SaoError, match=r"different model weights; use --overwrite"):
+        Store.open(tmp_path, rewritten)
+    served = {**start, "model": {**start["model"], "served": "m", "root": "/other"}}
+    with pytest.raises(SaoError, match=r"different served model"):
+        Store.open(tmp_path, served)
+    Store.open(tmp_path, start).close()  # refusals changed nothing
 
 
 def test_one_run_at_a_time_per_folder(tmp_path):

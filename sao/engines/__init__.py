@@ -6,7 +6,8 @@ import importlib.metadata
 import importlib.util
 
 from sao.config import EngineConfig
-from sao.engines.base import Completion, Engine, Message, Sampling, cuda_available
+from sao.engines.base import Completion, Engine, Message, Sampling
+from sao.engines.hardware import cuda_available
 from sao.errors import SaoError
 
 __all__ = ["Completion", "Engine", "Message", "Sampling", "make_engine", "resolve_engine_name"]
@@ -34,17 +35,22 @@ def resolve_engine_name(name: str) -> str:
     return "hf"
 
 
-def make_engine(cfg: EngineConfig, model_path: str, seed: int) -> Engine:
+def make_engine(
+    cfg: EngineConfig, model_path: str, seed: int, revision: str | None = None
+) -> Engine:
     """Load the model into the configured engine; load failures become one-line errors.
 
-    For `openai`, `model_path` is the served model's name ("" for the server's only model).
+    For `openai`, `model_path` is the served model's name ("" for the server's only model);
+    `revision` pins a hub model to one commit.
     """
     name = resolve_engine_name(cfg.name)
     try:
         if name == "hf":
             from sao.engines.hf import HFEngine
 
-            return HFEngine(model_path, dtype=cfg.dtype, batch_size=cfg.batch_size)
+            return HFEngine(
+                model_path, dtype=cfg.dtype, batch_size=cfg.batch_size, revision=revision
+            )
         if name == "vllm":
             from sao.engines.vllm import VLLMEngine
 
@@ -54,6 +60,7 @@ def make_engine(cfg: EngineConfig, model_path: str, seed: int) -> Engine:
                 max_model_len=cfg.max_model_len,
                 seed=seed,
                 gpu_memory_utilization=cfg.gpu_memory_utilization,
+                revision=revision,
             )
         if name == "openai":
             from sao.engines.openai import OpenAIEngine
@@ -78,6 +85,7 @@ def make_engine(cfg: EngineConfig, model_path: str, seed: int) -> Engine:
                 seed=seed,
                 batch_size=cfg.batch_size,
                 gpu_memory_utilization=cfg.gpu_memory_utilization,
+                revision=revision,
             )
     except SaoError:
         raise

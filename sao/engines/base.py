@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,12 +27,17 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Completion:
-    """One sampled answer: text, why it stopped ("stop" or "length"), tokens, and its seed."""
+    """One sampled answer: text, why it stopped ("stop" or "length"), tokens, and its seed.
+
+    `seed` is the seed that produced this answer (`sao.seeds`); where one generator drew a
+    whole batch (hf), it is the batch's seed and `seed_row` the answer's row in that batch.
+    """
 
     text: str
     finish_reason: str
     num_tokens: int
     seed: int | None = None
+    seed_row: int | None = None
 
 
 @runtime_checkable
@@ -59,15 +63,6 @@ class Engine(Protocol):
         ...
 
 
-def cuda_available() -> bool:
-    """True when torch is installed and sees a CUDA device."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
 def single_token_ids(tokenizer: Any, labels: list[str]) -> list[int]:
     """Token id of each verdict label; a label must be exactly one token for this tokenizer."""
     ids = []
@@ -79,11 +74,7 @@ def single_token_ids(tokenizer: Any, labels: list[str]) -> list[int]:
     return ids
 
 
-def normalise_pair(logprobs: dict[str, float], first: str, second: str) -> float:
-    """Probability of `first` renormalised over the two labels (0.5 when both are -inf)."""
-    a, b = logprobs.get(first, -math.inf), logprobs.get(second, -math.inf)
-    if a == b == -math.inf:
-        return 0.5
-    top = max(a, b)
-    ea, eb = math.exp(a - top), math.exp(b - top)
-    return ea / (ea + eb)
+def require_chat_template(tokenizer: Any, model_path: str) -> None:
+    """SaoError unless the tokenizer has a chat template: sao needs an instruct model."""
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")

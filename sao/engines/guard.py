@@ -4,11 +4,37 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import time
 from collections.abc import Callable
 from typing import Any
 
 from sao.engines.base import Completion, Engine, Message, Sampling
-from sao.errors import EngineError, SaoError, describe
+from sao.errors import EngineError, RequestRefused, SaoError, describe
+
+# Failures no retry can fix, by class name anywhere in the exception's classes or causes: vLLM's
+# argument checks (a prompt longer than the context), the openai client's 4xx, plain argument
+# errors. Ray re-raises a replica's error as a class deriving from the original's.
+NEVER_SUCCEEDS = {
+    "ValueError",
+    "TypeError",
+    "VLLMValidationError",
+    "VLLMClientError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "UnprocessableEntityError",
+}
+# ... unless the failure is one of these, which a fresh engine or a pause can fix
+TRANSIENT = {
+    "OutOfMemoryError",
+    "EngineDeadError",
+    "APIConnectionError",
+    "RateLimitError",
+    "InternalServerError",
+    "RayActorError",
+    "ServerUnavailable",
+}
 
 
 class GuardedEngine:
@@ -42,7 +68,26 @@ def _guarded(call: Callable[..., Any], *args: Any) -> Any:
     except SaoError:
         raise
     except Exception as exc:  # CUDA, HTTP, a dead engine process: each engine has its own
+        refused = never_succeeds(exc)
+        if refused is not None:
+            raise RequestRefused(
+                f"the engine refused a request and would again ({describe(refused)}); "
+                "committed shards are kept: fix the setting and rerun the same command"
+            ) from None
         raise EngineError(describe(exc)) from exc
+
+
+def never_succeeds(exc: BaseException) -> BaseException | None:
+    """The exception in `exc`'s chain that no retry can fix, or None when it may be transient."""
+    chain: list[BaseException] = []
+    seen = exc
+    while seen is not None and seen not in chain:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    names = [{cls.__name__ for cls in type(e).__mro__} for e in chain]
+    if any(n & TRANSIENT for n in names):
+        return None
+    return next((e for e, n in zip(chain, names, strict=True) if n & NEVER_SUCCEEDS), None)
 
 
 class EngineSlot:
@@ -54,13 +99,16 @@ class EngineSlot:
 
     def __init__(self, load: Callable[[], Engine], given: Engine | None = None) -> None:
         self.load = load
+        self.load_s = 0.0  # seconds spent loading (imports, model load), reloads included
         self.owned = given is None
         self.engine: Engine | None = None if given is None else GuardedEngine(given)
 
     def get(self) -> Engine:
         """The engine, loading it if needed."""
         if self.engine is None:
+            start = time.perf_counter()
             self.engine = GuardedEngine(self.load())
+            self.load_s += time.perf_counter() - start
         return self.engine
 
     def drop(self) -> None:

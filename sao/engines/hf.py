@@ -5,19 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-from sao.engines.base import Completion, Message, Sampling, single_token_ids
+from sao.engines.base import (
+    Completion,
+    Message,
+    Sampling,
+    require_chat_template,
+    single_token_ids,
+)
+from sao.engines.hardware import resolve_dtype
 from sao.engines.prefix import group_by_prefix
 from sao.errors import SaoError
-
-
-def cpu_has_bf16() -> bool:
-    """True when this CPU computes bfloat16 natively (avx512_bf16 or AMX): bf16 ~2x fp32."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+from sao.seeds import request_seed
 
 
 class HFEngine:
@@ -26,7 +24,14 @@ class HFEngine:
     name = "hf"
     supports_logprobs = True
 
-    def __init__(self, model_path: str, *, dtype: str = "auto", batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "auto",
+        batch_size: int = 32,
+        revision: str | None = None,
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -36,31 +41,22 @@ class HFEngine:
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             torch.set_num_threads(os.cpu_count() or 1)
-        self.dtype = self._pick_dtype(dtype)
+        self.dtype = getattr(torch, resolve_dtype(dtype, gpu=self.device == "cuda"))
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        if self.tokenizer.chat_template is None:
-            raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
+        require_chat_template(self.tokenizer, model_path)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=self.dtype)
+        self.model = AutoModelForCausalLM.from_pretrained(
+            model_path, dtype=self.dtype, revision=revision
+        )
         self.model.to(self.device).eval()
         gen = self.model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])
         self._grammars = None  # xgrammar compiler, built on the first structured-output call
         self.generated_tokens = 0  # tokens produced so far (a label read counts as one)
-
-    def _pick_dtype(self, dtype: str):
-        """bf16 on GPU and on CPUs with native bf16, fp32 elsewhere, unless the config says."""
-        torch = self._torch
-        if dtype == "auto":
-            fast_bf16 = self.device == "cuda" or cpu_has_bf16()
-            return torch.bfloat16 if fast_bf16 else torch.float32
-        return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}[
-            dtype
-        ]
 
     def render(self, conversation: list[Message]) -> str:
         """The conversation as the model sees it, ending with the assistant turn's header."""
@@ -80,13 +76,17 @@ class HFEngine:
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
-        """Sample `params.n` completions per conversation, batched, in the caller's order."""
+        """Sample `params.n` completions per conversation, batched, in the caller's order.
+
+        One generator draws a whole micro-batch: it is seeded with the scheme's seed of the
+        batch's first conversation (`sao.seeds`), and each answer records it with its row.
+        """
         torch = self._torch
         texts = [self.render(c) for c in conversations]
         out: list[list[Completion]] = [[] for _ in texts]
         sample = params.temperature > 0
-        for batch_no, idx in enumerate(self._batches(texts)):
-            seed = None if params.seed is None else params.seed + batch_no
+        for idx in self._batches(texts):
+            seed = request_seed(params.seed, idx[0], params.n)
             if seed is not None:
                 torch.manual_seed(seed)
             enc = self._encode([texts[i] for i in idx])
@@ -105,7 +105,7 @@ class HFEngine:
                 )
             new = seqs[:, enc["input_ids"].shape[1] :].tolist()
             for row, tokens in enumerate(new):
-                completion = self._completion(tokens, seed)
+                completion = self._completion(tokens, seed, row)
                 self.generated_tokens += completion.num_tokens
                 out[idx[row // params.n]].append(completion)
         return out
@@ -128,7 +128,7 @@ class HFEngine:
             self._grammars = xgrammar.GrammarCompiler(info)
         return [LogitsProcessor(self._grammars.compile_json_schema(schema))]
 
-    def _completion(self, tokens: list[int], seed: int | None) -> Completion:
+    def _completion(self, tokens: list[int], seed: int | None, row: int) -> Completion:
         """Cut a generated row at its first end-of-turn token."""
         for pos, tok in enumerate(tokens):
             if tok in self.eos_ids:
@@ -137,7 +137,13 @@ class HFEngine:
         else:
             finish = "length"
         text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-        return Completion(text=text, finish_reason=finish, num_tokens=len(tokens), seed=seed)
+        return Completion(
+            text=text,
+            finish_reason=finish,
+            num_tokens=len(tokens),
+            seed=seed,
+            seed_row=None if seed is None else row,
+        )
 
     def label_ids(self, labels: list[str]) -> list[int]:
         """Token id of each label; a label must be exactly one token."""

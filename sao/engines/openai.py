@@ -18,8 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from sao.engines.base import Completion, Message, Sampling
-from sao.engines.prefix import prefix_waves
-from sao.errors import SaoError
+from sao.engines.prefix import in_waves
+from sao.errors import RequestRefused, SaoError, describe
+from sao.seeds import request_seed
 
 T = TypeVar("T")
 TOP_LOGPROBS = 20  # vLLM's default max_logprobs; OpenAI's own limit too
@@ -59,6 +60,7 @@ class OpenAIEngine:
         self.base_url = base_url
         self.patience_s = patience_s
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sao-openai")
+        self.root: str | None = None  # the model the server loaded, when it says (vLLM does)
         self.model = self._pick_model(model)
         self.generated_tokens = 0
         self.supports_logprobs = self._probe_logprobs()
@@ -66,11 +68,12 @@ class OpenAIEngine:
     # ------------------------------------------------------------------ protocol
 
     def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
-        """One request per conversation with `n` samples and its own seed (base seed + index)."""
+        """One request per conversation with `n` samples; the server (vLLM) seeds choice j of
+        request i with `request_seed(base, i, n) + j`, the scheme's seed (`sao.seeds`)."""
         per_choice_tokens = params.n > 1  # usage counts all choices together: ask for tokens
 
         def one(index: int) -> list[Completion]:
-            seed = None if params.seed is None else params.seed + index
+            seed = request_seed(params.seed, index, params.n)
             extra: dict[str, Any] = {}
             if params.json_schema is not None:
                 schema = {"name": "answer", "schema": json.loads(params.json_schema)}
@@ -98,7 +101,7 @@ class OpenAIEngine:
                     text=(c.message.content or "").strip(),
                     finish_reason="length" if c.finish_reason == "length" else "stop",
                     num_tokens=n,
-                    seed=seed,
+                    seed=None if seed is None else seed + c.index,
                 )
                 for c, n in zip(choices, counts, strict=True)
             ]
@@ -135,11 +138,11 @@ class OpenAIEngine:
             return found
 
         texts = ["\n".join(m["content"] for m in c) for c in conversations]
-        result: list[dict[str, float]] = [{} for _ in conversations]
-        for wave in prefix_waves(texts):
-            for i, value in zip(wave, self._map(one, wave), strict=True):
-                result[i] = value
-        return result
+        return in_waves(texts, lambda wave: self._map(one, wave))
+
+    def identity(self) -> dict[str, Any]:
+        """What the server says it serves: the model id, and (vLLM) the model it loaded."""
+        return {"served": self.model, "root": self.root}
 
     def close(self) -> None:
         """Stop the request threads and close the HTTP client."""
@@ -178,16 +181,21 @@ class OpenAIEngine:
                 time.sleep(pause)
                 wait = min(wait * 2, LONGEST_WAIT_S)
             except e.APIStatusError as exc:  # 4xx: the request itself is wrong; no retry
-                raise RuntimeError(f"{self.base_url} refused a request: {exc}") from None
+                raise RequestRefused(
+                    f"{self.base_url} refused a request, and would again: {describe(exc)}; "
+                    "committed shards are kept"
+                ) from None
 
     def _pick_model(self, wanted: str | None) -> str:
         """The served model: `wanted` if the server lists it, else the only one it serves."""
         listed = self._request(lambda: self.client.models.list(), min(self.patience_s, 60.0))
         served = [m.id for m in listed.data]
+        roots = {m.id: getattr(m, "root", None) for m in listed.data}  # vLLM: the loaded model
+        if wanted is None and len(served) == 1:
+            wanted = served[0]
         if wanted in served:
+            self.root = roots[wanted]
             return wanted
-        if len(served) == 1 and wanted is None:
-            return served[0]
         listing = ", ".join(served) or "none"
         if wanted is None:
             raise SaoError(f"{self.base_url} serves several models ({listing}); set model")

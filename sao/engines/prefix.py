@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 def group_by_prefix(
@@ -57,3 +58,15 @@ def prefix_waves(texts: Sequence[Sequence[T]], min_shared: int = 64) -> list[lis
             second.append(i)
     rest = [i for _, members in groups for i in members[1:]]
     return [wave for wave in (first, second, rest) if wave]
+
+
+def in_waves(
+    texts: Sequence[Sequence[T]], run: Callable[[list[int]], list[R]], min_shared: int = 64
+) -> list[R]:
+    """`run` each prefix wave of `texts` (a list of indices → one result each), in wave order;
+    the results come back in the order of `texts`."""
+    result: list[R | None] = [None] * len(texts)
+    for wave in prefix_waves(texts, min_shared):
+        for i, value in zip(wave, run(wave), strict=True):
+            result[i] = value
+    return result  # type: ignore[return-value]

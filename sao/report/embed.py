@@ -45,6 +45,6 @@ def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 
 def _device() -> str:
-    from sao.engines.base import cuda_available
+    from sao.engines.hardware import cuda_available
 
     return "cuda" if cuda_available() else "cpu"

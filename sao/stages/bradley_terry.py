@@ -79,3 +79,17 @@ def complete(k: int, measured: dict[Pair, float]) -> tuple[list[list[float]], li
                 estimated[i][j] = estimated[j][i] = True
             matrix[i][j], matrix[j][i] = pij, 1.0 - pij
     return matrix, estimated
+
+
+def identified(estimated: list[list[bool]]) -> bool:
+    """True when the measured cells connect all K answers, so every estimated cell follows from
+    measurements; otherwise the fit only guesses between the unconnected groups."""
+    k = len(estimated)
+    reached, frontier = {0}, [0]
+    while frontier:
+        i = frontier.pop()
+        for j in range(k):
+            if j not in reached and not estimated[i][j]:
+                reached.add(j)
+                frontier.append(j)
+    return len(reached) == k

@@ -2,7 +2,7 @@
 
 A candidate prompt is checked against every prompt kept before it in the run (earlier shards,
 then earlier personas of its shard), before any response is sampled for it. The definitions are
-the report's (`sao.report.lexical`), so what the filter removes is what the report would count.
+shared with the report (`sao.text`), so what the filter removes is what the report would count.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sao.config import FilterConfig
-from sao.report.lexical import NearDuplicateIndex, RepetitionIndex, normalise
+from sao.text.duplicates import NearDuplicateIndex
+from sao.text.repetition_index import RepetitionIndex
+from sao.text.tokens import normalise
 
 #: rejection reasons, in the order they are tested
 REASONS = ("duplicate", "near_duplicate", "repetition")

@@ -13,19 +13,25 @@ marked in `estimated`. Scores are row means of P (diagonal ½).
 from __future__ import annotations
 
 import json
-import math
 
 from sao.config import JudgeConfig
-from sao.engines.base import Engine, Message, normalise_pair
+from sao.engines.base import Engine, Message
 from sao.errors import SaoError
 from sao.stages import judge_rubric
 from sao.stages.bradley_terry import Pair, schedule
 from sao.stages.judge_diagnostics import Diagnostics
 from sao.stages.judge_text import text_calls
-from sao.stages.verdicts import Call, Verdicts, assemble, count_flag, row_means
+from sao.stages.verdicts import (
+    WEAK_LABEL_MASS,
+    Call,
+    Verdicts,
+    assemble,
+    count_flag,
+    first_probability,
+    label_mass,
+    row_means,
+)
 from sao.templates import Template
-
-LOW_LABEL_MASS = 0.5  # below this total probability on the two labels, the verdict is weak
 
 __all__ = ["Verdicts", "judge", "ordered_calls", "row_means"]
 
@@ -50,17 +56,23 @@ def request(
 
 
 def logprob_calls(
-    engine: Engine, conversations: list[list[Message]], labels: tuple[str, str]
+    engine: Engine, conversations: list[list[Message]], labels: tuple[str, str], min_mass: float
 ) -> list[Call]:
-    """Single-order verdicts from the two labels' next-token log-probabilities."""
+    """Single-order verdicts from the two labels' next-token log-probabilities.
+
+    A call whose labels are absent or carry less than `min_mass` gives no verdict
+    ("unparsed"): its pair is then estimated, never read from noise.
+    """
     calls = []
     for lp in engine.label_logprobs(conversations, list(labels)) if conversations else []:
-        p = normalise_pair(lp, labels[0], labels[1])
+        p = first_probability(lp, labels[0], labels[1], min_mass)
+        raw = json.dumps(lp)
+        if p is None:
+            calls.append(Call("unparsed", 1, raw, no_label_mass=True))
+            continue
         verdict = "first" if p > 0.5 else "second" if p < 0.5 else "tie"
-        mass = sum(math.exp(v) for v in lp.values() if v > -math.inf)
-        calls.append(
-            Call(verdict, 1, json.dumps(lp), p_first=p, low_label_mass=mass < LOW_LABEL_MASS)
-        )
+        weak = label_mass(lp) < WEAK_LABEL_MASS
+        calls.append(Call(verdict, 1, raw, p_first=p, low_label_mass=weak))
     return calls
 
 
@@ -71,6 +83,7 @@ def pairwise_record(
     diag = Diagnostics(mode=cfg.mode, calls=len(calls))
     diag.generated_tokens = sum(c.tokens for c in calls.values())
     diag.parse_failures = sum(c.verdict == "unparsed" for c in calls.values())
+    diag.label_mass_failures = sum(c.no_label_mass for c in calls.values())
     decided = [(shown, c) for shown, c in calls.items() if c.verdict in ("first", "second")]
     diag.decided_calls = len(decided)
     diag.first_wins = sum(c.verdict == "first" for _, c in decided)
@@ -109,6 +122,7 @@ def pairwise_record(
     flags: list[str] = []
     count_flag(flags, "judge_parse_failure", diag.parse_failures)
     count_flag(flags, "judge_low_label_mass", sum(c.low_label_mass for c in calls.values()))
+    count_flag(flags, "judge_no_label_mass", diag.label_mass_failures)
     if cfg.mode == "pairwise-text":
         count_flag(flags, "judge_order_disagreement", disagreements)
     return assemble(k, measured, judgments, diag, cfg.tie_band, consistent, flags)
@@ -135,7 +149,7 @@ def judge(
     if cfg.mode == "pairwise-text":
         outcomes = text_calls(engine, conversations, labels, cfg.max_tokens)
     else:
-        outcomes = logprob_calls(engine, conversations, labels)
+        outcomes = logprob_calls(engine, conversations, labels, cfg.min_label_mass)
     per_record: list[dict[Pair, Call]] = [{} for _ in items]
     for (rec, first, second), call in zip(index, outcomes, strict=True):
         per_record[rec][(first, second)] = call

@@ -30,7 +30,8 @@ class Diagnostics:
     ties: int = 0
     triples: int = 0
     intransitive_triples: int = 0
-    parse_failures: int = 0
+    parse_failures: int = 0  # calls that gave no verdict (unparsable, or no label mass)
+    label_mass_failures: int = 0  # ... of them: logprob calls whose labels were absent or weak
     margins: list[float] = field(default_factory=list)
     centred: list[tuple[float, float]] = field(default_factory=list)  # (tokens, score) − mean
 
@@ -42,10 +43,10 @@ class Diagnostics:
                 self.estimated_cells += 1
             else:
                 self.pairs_judged += 1
-                self.ties += abs(matrix[i][j] - 0.5) <= band
+                self.ties += preference(matrix[i][j], band) == 0
         for i, j, m in combinations(range(k), 3):
             self.triples += 1
-            self.intransitive_triples += is_cycle(matrix, i, j, m)
+            self.intransitive_triples += is_cycle(matrix, i, j, m, band)
 
     def observe_pairs(self, margins: list[float], scores: list[float], lengths: list[int]):
         """Record the selected pairs' margins and the answers' (length, score) deviations."""
@@ -89,13 +90,24 @@ COUNTS = (
     "ties",
     "intransitive_triples",
     "parse_failures",
+    "label_mass_failures",
 )
 
 
-def is_cycle(matrix: list[list[float]], i: int, j: int, m: int) -> bool:
-    """True when i, j, m beat each other in a circle (strictly, either direction)."""
-    a, b, c = matrix[i][j], matrix[j][m], matrix[m][i]
-    return (a > 0.5 and b > 0.5 and c > 0.5) or (a < 0.5 and b < 0.5 and c < 0.5)
+def preference(p: float, band: float) -> int:
+    """+1 when P[i][j] = p prefers i, −1 when it prefers j, 0 for a tie (|p − ½| ≤ band).
+
+    The one definition of a tie: the tie counts and the cycle counts both use it.
+    """
+    if abs(p - 0.5) <= band:
+        return 0
+    return 1 if p > 0.5 else -1
+
+
+def is_cycle(matrix: list[list[float]], i: int, j: int, m: int, band: float) -> bool:
+    """True when i, j, m beat each other in a circle (three preferences, none a tie)."""
+    signs = {preference(matrix[a][b], band) for a, b in ((i, j), (j, m), (m, i))}
+    return signs in ({1}, {-1})
 
 
 def _ratio(num: float, den: float) -> float | None:

@@ -15,11 +15,10 @@ from itertools import combinations
 from sao.config import JudgeConfig
 from sao.engines.base import Engine, Message, Sampling
 from sao.stages.judge_diagnostics import Diagnostics
-from sao.stages.verdicts import Call, Verdicts, assemble, count_flag
+from sao.stages.verdicts import WEAK_LABEL_MASS, Call, Verdicts, assemble, count_flag, label_mass
 from sao.templates import Template
 
 POINTS = [str(n) for n in range(6)]  # the digit labels 0–5
-LOW_MASS = 0.5  # below this total probability on the digits, the score is weak
 SCORE_SCHEMA = json.dumps(
     {
         "type": "object",
@@ -48,10 +47,12 @@ def sigmoid(x: float) -> float:
     return 0.5 * (1.0 + math.tanh(0.5 * x))
 
 
-def expected_score(logprobs: dict[str, float]) -> float | None:
-    """Mean points under the digit labels' renormalised probabilities (None: no mass at all)."""
+def expected_score(logprobs: dict[str, float], min_mass: float) -> float | None:
+    """Mean points under the digit labels' renormalised probabilities; None (no verdict) when
+    the digits together carry less than `min_mass` (a digit absent from a server's top
+    log-probabilities counts as zero)."""
     top = max(logprobs.values())
-    if top == -math.inf:
+    if top == -math.inf or label_mass(logprobs) < min_mass:
         return None
     weights = {k: math.exp(v - top) for k, v in logprobs.items() if v > -math.inf}
     total = sum(weights.values())
@@ -79,10 +80,13 @@ def score_calls(engine: Engine, conversations: list[list[Message]], how: str, cf
     if how == "logprob":
         calls = []
         for lp in engine.label_logprobs(conversations, POINTS):
-            score = expected_score(lp)
+            score = expected_score(lp, cfg.min_label_mass)
             best = max(POINTS, key=lambda k: lp[k]) if score is not None else "unparsed"
-            mass = sum(math.exp(v) for v in lp.values() if v > -math.inf)
-            calls.append(Call(best, 1, json.dumps(lp), score=score, low_label_mass=mass < LOW_MASS))
+            weak = score is not None and label_mass(lp) < WEAK_LABEL_MASS
+            raw = json.dumps(lp)
+            calls.append(
+                Call(best, 1, raw, score=score, low_label_mass=weak, no_label_mass=score is None)
+            )
         return calls
     params = Sampling(
         n=1, temperature=0.0, top_p=1.0, max_tokens=cfg.max_tokens, json_schema=SCORE_SCHEMA
@@ -112,6 +116,7 @@ def judge(
         mine = [next(calls) for _ in range(k)]
         diag = Diagnostics(mode="rubric", calls=k, generated_tokens=sum(c.tokens for c in mine))
         diag.parse_failures = sum(c.score is None for c in mine)
+        diag.label_mass_failures = sum(c.no_label_mass for c in mine)
         measured, consistent = {}, {}
         for i, j in combinations(range(k), 2):
             si, sj = mine[i].score, mine[j].score
@@ -136,5 +141,6 @@ def judge(
         flags: list[str] = []
         count_flag(flags, "judge_parse_failure", diag.parse_failures)
         count_flag(flags, "judge_low_label_mass", sum(c.low_label_mass for c in mine))
+        count_flag(flags, "judge_no_label_mass", diag.label_mass_failures)
         out.append(assemble(k, measured, judgments, diag, cfg.tie_band, consistent, flags))
     return out

@@ -4,7 +4,8 @@ Strategies: `best-worst` (one pair: the top and bottom scores), `all-above-margi
 ordered pair whose score gap reaches `min_margin`, widest first) and `consistent-only` (those
 of them whose verdict survived the swap: both orders, or the rubric's two scores, agree).
 `max_length_ratio` then drops pairs whose chosen answer is that many times longer (tokens).
-Every record left without a pair says why in its flags.
+Every record left without a pair says why in its flags; one whose measured cells do not
+connect its K answers (judge calls with no verdict) gets none (`no_pair:unmeasured`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from itertools import permutations
 
 from sao.config import PairConfig
+from sao.stages.bradley_terry import identified
 from sao.stages.verdicts import Verdicts
 
 
@@ -20,9 +22,14 @@ def _pair(chosen: int, rejected: int, margin: float, strategy: str) -> dict:
 
 
 def candidates(verdicts: Verdicts, cfg: PairConfig) -> tuple[list[dict], str | None]:
-    """Pairs the strategy picks before length control, or none and the reason."""
+    """Pairs the strategy picks before length control, or none and the reason.
+
+    Scores are compared as stored (float32): a chosen answer scores strictly higher.
+    """
     scores = verdicts.scores
     k = len(scores)
+    if not identified(verdicts.estimated):
+        return [], "unmeasured"
     best = max(range(k), key=lambda i: (scores[i], -i))
     worst = min(range(k), key=lambda i: (scores[i], i))
     widest = scores[best] - scores[worst]

