@@ -1,11 +1,12 @@
 # sao: `make demo` runs the pipeline on the embedded model, `make test` runs the test suite
-# (`make test-cluster` the tests that need a model server or a Ray cluster).
+# (`make test-cluster` the tests that need a model server or a Ray cluster, `make test-bf16`
+# the engine tests in bf16).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sao-installed
 
-.PHONY: demo test test-cluster test-fast lint bench install browser clean-demo
+.PHONY: demo test test-cluster test-bf16 test-fast lint bench install browser clean-demo
 
 demo: $(STAMP)
 	$(BIN)/sao generate --config examples/demo.yaml
@@ -16,6 +17,14 @@ test: $(STAMP) browser
 # The engines that run beside sao: a real vLLM OpenAI server on loopback, a local Ray cluster.
 test-cluster: $(STAMP)
 	$(BIN)/pytest -q -m cluster
+
+# The engine tests again with the engines forced to bf16, as every GPU user runs them
+# (tolerances from the dtype: tests/dtypes.py).
+BF16_TESTS := tests/test_hf_engine.py tests/test_generate_hf.py tests/test_judge_modes.py \
+	tests/test_generate_vllm.py tests/test_judge_no_verdict.py
+
+test-bf16: $(STAMP)
+	SAO_TEST_DTYPE=bfloat16 $(BIN)/pytest -q -m "not cluster" $(BF16_TESTS)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"

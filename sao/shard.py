@@ -10,12 +10,13 @@ from typing import Any, TypeVar
 
 from sao import failpoints
 from sao.config import RunConfig
-from sao.engines import Engine
+from sao.engines import Completion, Engine
 from sao.personas import Persona
 from sao.records import record_id
 from sao.seeds import stage_seed
 from sao.stages import judge, pairs, prompts, responses
 from sao.stages.filters import PromptFilter
+from sao.stages.verdicts import Verdicts
 from sao.templates import Template
 from sao.totals import flag_kind
 
@@ -87,41 +88,10 @@ def run_shard(
     records = []
     flag_counts: Counter[str] = Counter()
     for (persona, result), comps, verdict in zip(kept, sampled, verdicts, strict=True):
-        lengths = [c.num_tokens for c in comps]
-        chosen, pair_flags = pairs.select(verdict, lengths, cfg.pairs)
-        verdict.diagnostics.observe_pairs([p["margin"] for p in chosen], verdict.scores, lengths)
+        record = assemble_record(cfg, index, persona, result, comps, verdict)
         judge_sums.update(verdict.diagnostics.sums())
-        truncated = sum(c.finish_reason == "length" for c in comps)
-        flags = [*result.flags, *verdict.flags, *pair_flags]
-        if truncated:
-            flags.append(f"response_truncated:{truncated}")
-        flag_counts.update(flag_kind(f) for f in flags)
-        records.append(
-            {
-                "record_id": record_id(cfg.seed, persona.id),
-                "shard": index,
-                "persona_id": persona.id,
-                "persona": persona.text,
-                "prompt": [{"role": "user", "content": result.prompt}],
-                "responses": [
-                    {
-                        "text": c.text,
-                        "finish_reason": c.finish_reason,
-                        "num_tokens": c.num_tokens,
-                        "seed": c.seed,
-                        "seed_row": c.seed_row,
-                    }
-                    for c in comps
-                ],
-                "pref_matrix": verdict.matrix,
-                "pref_estimated": verdict.estimated,
-                "scores": verdict.scores,
-                "judgments": verdict.judgments,
-                "pairs": chosen,
-                "judge_stats": verdict.diagnostics.record(),
-                "flags": flags,
-            }
-        )
+        flag_counts.update(flag_kind(f) for f in record["flags"])
+        records.append(record)
     stats = {
         "personas": len(personas),
         "records": len(records),
@@ -135,3 +105,45 @@ def run_shard(
         "judge": dict(judge_sums),
     }
     return records, stats
+
+
+def assemble_record(
+    cfg: RunConfig,
+    index: int,
+    persona: Persona,
+    result: prompts.PromptResult,
+    comps: list[Completion],
+    verdict: Verdicts,
+) -> dict[str, Any]:
+    """One record (DESIGN §5): its pairs picked from the verdict, every flag gathered."""
+    lengths = [c.num_tokens for c in comps]
+    chosen, pair_flags = pairs.select(verdict, lengths, cfg.pairs)
+    verdict.diagnostics.observe_pairs([p["margin"] for p in chosen], verdict.scores, lengths)
+    truncated = sum(c.finish_reason == "length" for c in comps)
+    flags = [*result.flags, *verdict.flags, *pair_flags]
+    if truncated:
+        flags.append(f"response_truncated:{truncated}")
+    return {
+        "record_id": record_id(cfg.seed, persona.id),
+        "shard": index,
+        "persona_id": persona.id,
+        "persona": persona.text,
+        "prompt": [{"role": "user", "content": result.prompt}],
+        "responses": [
+            {
+                "text": c.text,
+                "finish_reason": c.finish_reason,
+                "num_tokens": c.num_tokens,
+                "seed": c.seed,
+                "seed_row": c.seed_row,
+            }
+            for c in comps
+        ],
+        "pref_matrix": verdict.matrix,
+        "pref_estimated": verdict.estimated,
+        "scores": verdict.scores,
+        "judgments": verdict.judgments,
+        "pairs": chosen,
+        "judge_stats": verdict.diagnostics.record(),
+        "flags": flags,
+    }

@@ -2,12 +2,14 @@
 
 Run as a script (vLLM needs a `__main__` guard): python tests/seed_independence.py RUN_DIR
 Prints one JSON line:
+- "refused": the one-line error a prompt longer than the context gets through sao's engine
+  guard (it must stop the run, not be retried);
 - "regenerated": for a few answers of the run, the stored text and the text of one new n=1
   request carrying only that answer's stored seed;
-- "old" / "new": the first-word agreement of answers that the scheme before issue 14 seeded
-  alike (answer j+1 of prompt i and answer j of prompt i+1) against answers of the same
-  neighbouring prompts that never shared a seed (answer j of prompts i and i+1), on the 64
-  probe prompts with K=4. "old" sends the requests as that scheme did (request i: seed base + i,
+- "old" / "new": how often answers that the scheme before issue 14 seeded alike (answer j+1 of
+  prompt i and answer j of prompt i+1) open with the same word, against answers of the same
+  neighbouring prompts that never shared a seed (answer j of prompts i and i+1), on 64 similar
+  requests with K=8. "old" sends the requests as that scheme did (request i: seed base + i,
   n = K), written here against vLLM's own API; "new" runs sao's response stage.
 """
 
@@ -17,27 +19,41 @@ import sys
 from sao.config import ResponseConfig, RunConfig
 from sao.engines import make_engine
 from sao.engines.base import Sampling
-from sao.judge_eval import bundled_probes, load_probes
+from sao.engines.guard import GuardedEngine
+from sao.errors import RequestRefused
 from sao.models import resolve_model
 from sao.stages import responses
 from sao.store import read_manifest, read_records
 
-K, BASE = 4, 1234
+K, BASE, WORDS = 8, 1234, 1
+TOPICS = (
+    "gardening", "running", "baking bread", "saving money", "learning French", "painting",
+    "camping", "chess", "cycling", "cooking rice", "writing essays", "public speaking",
+    "studying", "sleeping well", "photography", "swimming", "knitting", "budgeting",
+    "hiking", "fishing", "yoga", "coding", "reading more", "meditation", "drawing",
+    "travelling light", "making coffee", "job interviews", "moving house", "birdwatching",
+    "playing guitar", "keeping houseplants",
+)  # fmt: skip
+# Similar requests: their answers start from similar distributions, where shared sampling noise
+# shows most (on unrelated questions it hardly changes the first word).
+PROMPTS = [f"Give me one tip for {t}." for t in TOPICS] + [
+    f"What is hard about {t}?" for t in TOPICS
+]
 
 
-def first_word(text: str) -> str:
+def opening(text: str) -> tuple[str, ...]:
     """The answer's first word, lower-cased, without punctuation around it."""
-    words = text.split()
-    return words[0].strip(".,:;!?\"'*#").lower() if words else ""
+    return tuple(w.strip(".,:;!?\"'*#").lower() for w in text.split()[:WORDS])
 
 
 def agreement(texts: list[list[str]]) -> dict:
-    """First-word agreement of formerly seed-sharing answers and of never-sharing ones."""
+    """How often formerly seed-sharing answers open with the same word, and never-sharing
+    answers of the same neighbouring prompts."""
     shared = [(i, j + 1, i + 1, j) for i in range(len(texts) - 1) for j in range(K - 1)]
     apart = [(i, j, i + 1, j) for i in range(len(texts) - 1) for j in range(K)]
 
     def rate(pairs: list[tuple[int, int, int, int]]) -> dict:
-        same = sum(first_word(texts[a][b]) == first_word(texts[c][d]) for a, b, c, d in pairs)
+        same = sum(opening(texts[a][b]) == opening(texts[c][d]) for a, b, c, d in pairs)
         return {"agree": same, "pairs": len(pairs), "rate": same / len(pairs)}
 
     return {"formerly_shared": rate(shared), "never_shared": rate(apart)}
@@ -61,7 +77,7 @@ if __name__ == "__main__":
         (again,) = engine.chat([rec["prompt"]], params)
         regenerated.append({"stored": answer["text"], "again": again[0].text})
 
-    prompts = [[{"role": "user", "content": p.prompt}] for p in load_probes(bundled_probes())]
+    prompts = [[{"role": "user", "content": p}] for p in PROMPTS]
     stage = ResponseConfig(samples=K, temperature=0.8, max_tokens=8)
     new = responses.sample(engine, prompts, stage, BASE)
     vllm = sys.modules["vllm"]
@@ -70,11 +86,18 @@ if __name__ == "__main__":
         for i in range(len(prompts))
     ]
     old = engine.llm.chat(prompts, sampling_params=old_params, use_tqdm=False)
+    refused = None
+    too_long = [[{"role": "user", "content": "word " * (cfg.engine.max_model_len + 100)}]]
+    try:
+        GuardedEngine(engine).chat(too_long, Sampling(max_tokens=8))
+    except RequestRefused as exc:
+        refused = str(exc)
     engine.close()
     print(
         json.dumps(
             {
                 "regenerated": regenerated,
+                "refused": refused,
                 "old": agreement([[c.text for c in o.outputs] for o in old]),
                 "new": agreement([[c.text for c in comps] for comps in new]),
             }

@@ -50,6 +50,11 @@ def test_records_load_and_hold_invariants(run):
     assert manifest["config"]["pairs"]["strategy"] == "all-above-margin"
 
 
+def test_a_prompt_longer_than_the_context_is_refused_not_retried(seeds):
+    refused = seeds["refused"]
+    assert refused is not None and "VLLMValidationError" in refused and "\n" not in refused
+
+
 def test_every_answer_has_its_own_seed_that_alone_reproduces_it(run, seeds):
     records = load_records(run).to_list()
     every = [r["seed"] for rec in records for r in rec["responses"]]

@@ -1,7 +1,7 @@
 """The judge never guesses: labels the model does not say give no verdict, and no pair.
 
-The embedded model is asked to answer with `ø` or `ð`, letters it all but never writes next:
-every call's two labels carry far less than `judge.min_label_mass` of the probability, so no
+The embedded model is asked to answer with `ñ` or `ğ`, letters it all but never writes next
+(10⁻⁵ of the probability at most, measured on the probes): every call's two labels carry far less than `judge.min_label_mass` of the probability, so no
 cell may count as measured, no pair may be made, and the records and totals must say why.
 """
 
@@ -16,7 +16,7 @@ from sao.store import read_manifest, read_records
 from tests.e2e_checks import check_records, check_run_diagnostics, generate_with
 
 pytestmark = pytest.mark.slow
-LABELS = ["ø", "ð"]
+LABELS = ["ñ", "ğ"]
 
 
 @pytest.fixture(scope="module")

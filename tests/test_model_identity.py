@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from sao import model_digest
+from sao.config import EngineConfig, RunConfig
+from sao.engines import make_engine
+from sao.errors import SaoError
 from sao.model_digest import folder_digest
 from sao.models import resolve_model
-from sao.store import read_manifest
+from sao.provenance import model_identity
+from sao.store import Store, read_manifest
 from tests.conftest import TINY, run_sao
 
 
@@ -89,3 +94,64 @@ def test_weights_changed_in_place_refuse_the_resume(tmp_path, monkeypatch):
     assert line.startswith("error: ") and "different model weights" in line, line
     assert "--overwrite" in line and "Traceback" not in refused.stderr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def fake_hub(cache: Path, repo: str, files: Path | None = None) -> str:
+    """A Hugging Face cache holding `repo` at a new commit (its files linked from `files`, or a
+    bare config), with refs/main pointing at it; returns the commit."""
+    commit = os.urandom(20).hex()
+    root = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = root / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    if files is None:
+        (snapshot / "config.json").write_text('{"model_type": "llama"}')
+    else:
+        for path in files.iterdir():
+            (snapshot / path.name).symlink_to(path)
+    (root / "refs").mkdir(exist_ok=True)
+    (root / "refs" / "main").write_text(commit)
+    return commit
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch) -> Path:
+    """An offline hub cache (the real huggingface_hub lookups, no network)."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    return tmp_path / "hub"
+
+
+def test_a_hub_id_is_pinned_to_the_commit_it_resolves_to(hub, tmp_path):
+    first = fake_hub(hub, "sao-test/tiny")
+    model = resolve_model("sao-test/tiny")
+    assert (model.path, model.source, model.revision) == ("sao-test/tiny", "hub", first)
+    identity = model_identity(model)
+    assert identity["revision"] == first and "digest" not in identity
+    moved = fake_hub(hub, "sao-test/tiny")  # the hub's main moved on
+    assert resolve_model("sao-test/tiny").revision == moved
+    assert resolve_model(f"sao-test/tiny@{first}").revision == first  # pinned by hand
+    cfg = RunConfig()
+    header = {
+        "config": cfg.data_dict(),
+        "config_hash": cfg.data_hash(),
+        "engine": {"name": "hf"},
+        "templates": {},
+        "model": identity,
+    }
+    Store.open(tmp_path / "run", header).close()
+    later = {**header, "model": model_identity(resolve_model("sao-test/tiny"))}
+    with pytest.raises(SaoError, match="different model revision"):
+        Store.open(tmp_path / "run", later)
+
+
+@pytest.mark.slow
+def test_the_engine_loads_the_pinned_commit(hub):
+    embedded = Path(resolve_model("smollm2-135m-instruct").path)
+    commit = fake_hub(hub, "sao-test/smol", embedded)
+    model = resolve_model("sao-test/smol")
+    engine = make_engine(EngineConfig(name="hf"), model.path, 0, model.revision)
+    assert model.revision == commit
+    assert Path(engine.model.config._name_or_path).name in (commit, "smol", "sao-test/smol")
+    engine.close()
