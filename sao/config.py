@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sao.errors import SaoError
 
@@ -93,6 +93,12 @@ class PersonaConfig(_Section):
     )
 
 
+def _greedy_copies(temperature: float, n: int, key: str) -> None:
+    """Greedy decoding gives n identical samples (and hf refuses n > 1): refuse it here."""
+    if temperature == 0 and n > 1:
+        raise ValueError(f"temperature 0 samples the same text {n} times; raise it or set {key}")
+
+
 class PromptConfig(_Section):
     """Persona → user prompt synthesis."""
 
@@ -103,6 +109,11 @@ class PromptConfig(_Section):
     max_tokens: int = Field(96, ge=8)
     min_chars: int = Field(12, ge=1, description="shorter cleaned prompts are rejected")
     max_chars: int = Field(800, ge=16, description="longer cleaned prompts are rejected")
+
+    @model_validator(mode="after")
+    def _not_greedy_copies(self) -> PromptConfig:
+        _greedy_copies(self.temperature, self.candidates, "prompts.candidates: 1")
+        return self
 
 
 class FilterConfig(_Section):
@@ -121,7 +132,7 @@ class ResponseConfig(_Section):
     """K sampled answers per prompt."""
 
     samples: int = Field(4, ge=2, description="K responses per prompt")
-    temperature: float = Field(0.8, ge=0)
+    temperature: float = Field(0.8, gt=0, description="above 0: K greedy answers would be one")
     top_p: float = Field(1.0, gt=0, le=1, description="1.0 skips a full-vocab sort per token")
     max_tokens: int = Field(256, ge=8)
 

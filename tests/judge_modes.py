@@ -1,6 +1,6 @@
 """Every judge mode on the embedded model through one engine; prints one JSON line.
 
-Run as a script (vLLM needs a `__main__` guard): python tests/judge_modes.py ENGINE [PROBES]
+Run as a script (vLLM needs a `__main__` guard): python tests/judge_modes.py ENGINE [PROBES [DTYPE]]
 Items are four answers per shipped probe (better, worse, and two cut-down versions), judged in
 each mode as the pipeline does; the default mode again with every item's answers reversed;
 then `judge-eval` on the first probes in every mode.
@@ -25,8 +25,9 @@ CASES = {
 }
 
 if __name__ == "__main__":
+    dtype = sys.argv[3] if len(sys.argv) > 3 else "auto"
     engine = make_engine(
-        EngineConfig(name=sys.argv[1]), resolve_model("smollm2-135m-instruct").path, 0
+        EngineConfig(name=sys.argv[1], dtype=dtype), resolve_model("smollm2-135m-instruct").path, 0
     )
     probes = load_probes(bundled_probes())
     size = int(sys.argv[2]) if len(sys.argv) > 2 else 4
@@ -35,7 +36,7 @@ if __name__ == "__main__":
         (p.prompt, [p.better, p.worse, p.better[: len(p.better) // 2], p.worse.upper()])
         for p in picked
     ]
-    out = {"cases": {}}
+    out = {"engine": sys.argv[1], "cases": {}}
     for name, settings in CASES.items():
         cfg = JudgeConfig(**settings)
         before = engine.generated_tokens

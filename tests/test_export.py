@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import os
+import shlex
 
 import datasets
 import pytest
@@ -19,7 +20,6 @@ import torch
 from sao.adapters.options import ExportOptions, held_out
 from sao.store import read_manifest, read_records
 from tests.conftest import run_sao
-from tests.judge_checks import measured_cells
 
 pytestmark = pytest.mark.slow
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
@@ -164,28 +164,29 @@ def test_sppo_columns_match_p_and_drive_the_loss(run, tmp_path):
     data = datasets.load_dataset(str(out))
     assert set(data) == {"train", "test"}
     rows = [*data["train"], *data["test"]]
-    config = read_manifest(run)["config"]["judge"]
-    by_prompt = {}
+    # DESIGN §6, computed here from the stored P: the widest pair of each prompt, P[c][r], and
+    # the two answers' row means of P with the diagonal ½ included
+    expected = {}
     for rec in records(run):
-        if rec["pairs"]:
-            by_prompt[rec["prompt"][0]["content"]] = rec
-    assert len(rows) == len(by_prompt)
+        if not rec["pairs"]:
+            continue
+        p, texts = rec["pref_matrix"], [x["text"] for x in rec["responses"]]
+        widest = max(rec["pairs"], key=lambda pair: pair["margin"])
+        c, r = widest["chosen"], widest["rejected"]
+        expected[rec["prompt"][0]["content"]] = {
+            "chosen": rec["prompt"] + [{"role": "assistant", "content": texts[c]}],
+            "rejected": rec["prompt"] + [{"role": "assistant", "content": texts[r]}],
+            "chosen_probs": p[c][r],
+            "win": sum(p[c]) / len(p),
+            "lose": sum(p[r]) / len(p),
+        }
+    assert len(rows) == len(expected)
     for row in rows:
-        rec = by_prompt[row["chosen"][0]["content"]]
-        k = len(rec["responses"])
-        cells = measured_cells(rec, config)  # P rebuilt from the raw judgments
-        p = [[0.5] * k for _ in range(k)]
-        for (i, j), v in cells.items():
-            p[i][j], p[j][i] = v, 1 - v
-        texts = [r["text"] for r in rec["responses"]]
-        c, r = (
-            texts.index(row["chosen"][-1]["content"]),
-            texts.index(row["rejected"][-1]["content"]),
-        )
-        assert row["chosen_probs"] == pytest.approx(p[c][r], abs=1e-5)
-        assert row["chosen_probs_win"] == pytest.approx(sum(p[c]) / k, abs=1e-5)
-        assert row["chosen_probs_lose"] == pytest.approx(sum(p[r]) / k, abs=1e-5)
-        assert row["chosen"][:-1] == row["rejected"][:-1] == rec["prompt"]
+        want = expected[row["chosen"][0]["content"]]
+        assert row["chosen"] == want["chosen"] and row["rejected"] == want["rejected"]
+        assert row["chosen_probs"] == want["chosen_probs"]  # the stored float32 cell itself
+        assert row["chosen_probs_win"] == pytest.approx(want["win"], abs=1e-6)
+        assert row["chosen_probs_lose"] == pytest.approx(want["lose"], abs=1e-6)
     tok = tokenizer(run)
     tiny = LlamaConfig(
         vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
@@ -257,11 +258,24 @@ def test_openrlhf_columns_follow_its_reader_and_flags(run, tmp_path):
         assert row["chosen"][0]["role"] == row["rejected"][0]["role"] == "assistant"
         pair = widest[row["prompt"][0]["content"]]
         assert row["margin"] == pytest.approx(pair["margin"], abs=1e-6)
-    for flag in ("--data.prompt_key prompt", "--data.chosen_key chosen",
-                 "--data.rejected_key rejected", "--data.apply_chat_template",
-                 f"--data.dataset {out.resolve()}", "--eval.split test",
-                 "openrlhf.cli.train_dpo", "--model.margin_loss_enable"):  # fmt: skip
-        assert flag in stdout, flag
+    # the printed command, parsed as a shell would: comments dropped, continuations joined
+    argv = shlex.split(stdout.split("train on it:", 1)[1].replace("\\\n", " "), comments=True)
+    assert argv[:3] == ["deepspeed", "--module", "openrlhf.cli.train_dpo"]
+    options = {}
+    for i, arg in enumerate(argv[3:], start=3):
+        if arg.startswith("--"):
+            value = argv[i + 1] if i + 1 < len(argv) else None
+            options[arg] = None if value is None or value.startswith("--") else value
+    assert options["--model.model_name_or_path"] == model_path(run)
+    assert options["--data.dataset"] == options["--eval.dataset"] == str(out.resolve())
+    assert options["--data.dataset_split"] == "train" and options["--eval.split"] == "test"
+    for key in ("prompt", "chosen", "rejected"):  # the keys name real columns
+        assert options[f"--data.{key}_key"] == key and key in data["train"].column_names
+    assert "--data.apply_chat_template" in options and options["--data.apply_chat_template"] is None
+    # the DPO trainer does not read the margin: its flag belongs to the reward-model trainer,
+    # which the hint names in a comment, never as an argument of this command
+    assert "--model.margin_loss_enable" not in argv
+    assert "margin" in data["train"].column_names
 
 
 def test_hf_export_is_the_raw_records_split_by_prompt(run, tmp_path):

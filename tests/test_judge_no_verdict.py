@@ -1,8 +1,9 @@
 """The judge never guesses: labels the model does not say give no verdict, and no pair.
 
 The embedded model is asked to answer with `ñ` or `ğ`, letters it all but never writes next
-(10⁻⁵ of the probability at most, measured on the probes): every call's two labels carry far less than `judge.min_label_mass` of the probability, so no
-cell may count as measured, no pair may be made, and the records and totals must say why.
+(10⁻⁵ of the probability at most, measured on the probes): every call's two labels carry far
+less than `judge.min_label_mass`, so no cell may count as measured, no pair may be made, and
+the records and totals must say why.
 """
 
 from __future__ import annotations

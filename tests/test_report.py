@@ -1,13 +1,13 @@
 """`sao report` and the prompt filters, end to end on the embedded model (hf engine).
 
 Two real runs: one with personas, one `--no-personas` with every filter switched on. The report
-of one beside the other is recomputed independently and rendered in headless Chromium.
+of one beside the other is recomputed independently and rendered in headless Chromium. A third,
+small run decodes the same request greedily so that the duplicate filter must fire.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 import pytest
 from rouge_score import rouge_scorer
@@ -39,7 +39,15 @@ SECTIONS = [
     "ngrams",
     "clusters",
 ]
-FILTER_REASONS = ("duplicate", "near_duplicate", "repetition")
+# three empty-persona slots, one greedy candidate each: the same request decoded greedily, so
+# the same prompt three times (46 tokens on the embedded model, well under the cap)
+GREEDY = {
+    "seed": 5,
+    "personas": {"count": 3, "enabled": False},
+    "prompts": {"candidates": 1, "temperature": 0.0, "max_tokens": 96},
+    "responses": {"samples": 2, "max_tokens": 16},
+    "output": {"shard_size": 3},
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +56,14 @@ def runs(tmp_path_factory, hf_run):
     base = tmp_path_factory.mktemp("report")
     generate_with("hf", base / "none", base, **NO_PERSONAS)
     return hf_run[0], base / "none"
+
+
+@pytest.fixture(scope="module")
+def greedy_run(tmp_path_factory):
+    """A small run whose prompts all repeat the first: the exact filter must fire."""
+    base = tmp_path_factory.mktemp("greedy")
+    generate_with("hf", base / "out", base, **GREEDY)
+    return base / "out"
 
 
 def prompts_of(out) -> list[str]:
@@ -74,15 +90,31 @@ def test_filters_leave_no_repeated_prompt_and_count_every_rejection(runs):
     manifest = read_manifest(without)
     totals = manifest["totals"]
     assert totals["personas"] - totals["prompts_rejected"] == totals["records"] == len(kept)
-    # every filter rejection kept in a record's flags is also in the manifest's counts
-    flagged = Counter(
-        f.split(":", 1)[1]
+    # every rejected candidate counted once: those flagged on a record, plus all the candidates
+    # of each persona that kept no prompt (and so has no record to carry them)
+    flagged = sum(
+        f.startswith("prompt_rejected:")
         for r in read_records(without).to_pylist()
         for f in r["flags"]
-        if f.startswith("prompt_rejected:")
     )
-    for reason in FILTER_REASONS:
-        assert flagged[reason] <= totals["prompt_rejections"].get(f"prompt_rejected:{reason}", 0)
+    dropped = NO_PERSONAS["prompts"]["candidates"] * totals["prompts_rejected"]
+    assert sum(totals["prompt_rejections"].values()) == flagged + dropped
+
+
+def test_exact_filter_removes_every_repeat_of_one_greedy_prompt(greedy_run):
+    """Identical requests decoded greedily give one prompt: the first slot keeps it and each
+    later slot's only candidate is its exact duplicate, so count - 1 slots are removed. Those
+    slots yield no record, so the manifest counts rejections no record's flags carry."""
+    records = read_records(greedy_run).to_pylist()
+    slots = GREEDY["personas"]["count"]
+    assert all(r["persona"] == "" for r in records)  # every request the same
+    assert len(records) == 1 < slots  # recount: one kept prompt, the other slots removed
+    totals = read_manifest(greedy_run)["totals"]
+    rejections = {k: v for k, v in totals["prompt_rejections"].items() if v}
+    assert rejections == {"prompt_rejected:duplicate": slots - 1}
+    assert totals["prompts_rejected"] == slots - len(records) == slots - 1
+    flagged = sum(f.startswith("prompt_rejected:") for r in records for f in r["flags"])
+    assert flagged == 0 < totals["prompt_rejections"]["prompt_rejected:duplicate"]
 
 
 def test_a_resumed_shard_is_filtered_against_the_same_earlier_prompts(runs, tmp_path):
