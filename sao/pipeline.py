@@ -23,7 +23,12 @@ from sao.personas import Persona, choose_personas
 from sao.plan import layout, make_plan
 from sao.preflight import check_token_budget, preflight
 from sao.progress import StageProgress
-from sao.provenance import environment_versions, model_identity, package_versions
+from sao.provenance import (
+    environment_versions,
+    model_identity,
+    package_versions,
+    resumed_revision,
+)
 from sao.retries import with_retries
 from sao.seeds import SEED_SCHEME
 from sao.shard import run_shard
@@ -59,6 +64,7 @@ def generate(
         preflight(cfg, resolve_model(cfg.model, prepare=False), chosen, templates)
         model = resolve_model(cfg.model, prepare=not dry_run)  # the embedded model: converted once
         if not dry_run:
+            model = resumed_revision(model, cfg.output.dir, mode)
             check_token_budget(cfg, model, templates)
     plan = make_plan(cfg, len(chosen))
     if dry_run:

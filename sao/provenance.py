@@ -12,10 +12,14 @@ versions of the packages that compute them. The manifest records both; resume co
 from __future__ import annotations
 
 import importlib.metadata
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from sao.errors import SaoError
 from sao.model_digest import folder_digest
-from sao.models import ResolvedModel
+from sao.models import ResolvedModel, hub_revision
+from sao.store import previous_manifest
 
 # packages whose versions change what an engine computes, by engine
 RECORD_PACKAGES = {
@@ -58,10 +62,17 @@ def model_identity(model: ResolvedModel) -> dict[str, Any]:
     return about
 
 
-def changed_packages(before: dict[str, str], now: dict[str, str]) -> list[str]:
-    """'name a → b' for every package whose version differs (or appeared, or went)."""
-    return [
-        f"{name} {before.get(name, 'none')} → {now.get(name, 'none')}"
-        for name in sorted(set(before) | set(now))
-        if before.get(name) != now.get(name)
-    ]
+def resumed_revision(model: ResolvedModel, out_dir: str, mode: str) -> ResolvedModel:
+    """An unpinned hub id resumes at the commit its run started with, not where the hub's
+    branch has moved since (`--overwrite` starts afresh at the branch's head)."""
+    if model.source != "hub" or "@" in model.name or mode == "overwrite":
+        return model
+    try:
+        old = previous_manifest(Path(out_dir))
+    except SaoError:
+        return model  # the store refuses the folder, in one line, when it opens it
+    recorded = (old or {}).get("model") or {}
+    revision = recorded.get("revision")
+    if recorded.get("path") != model.path or not revision or revision == model.revision:
+        return model
+    return replace(model, revision=hub_revision(model.path, revision))

@@ -17,7 +17,6 @@ from sao import failpoints
 from sao.config import diff_keys
 from sao.errors import SaoError
 from sao.interrupts import dropped_on_resume, held
-from sao.provenance import changed_packages
 from sao.records import MANIFEST_NAME, RECORD_SCHEMA, SCHEMA_VERSION, SHARD_GLOB, shard_name
 
 
@@ -292,7 +291,8 @@ def setup(manifest: dict[str, Any]) -> dict[str, Any]:
     personas = manifest.get("personas") or {}
     return {
         "engine": manifest["engine"].get("name"),
-        "model": model.get("name") if model.get("source") == "server" else model.get("path"),
+        # a folder is known by its digest (it may move); a hub id by its path and revision
+        "model": {"server": model.get("name"), "hub": model.get("path")}.get(model.get("source")),
         "model weights": model.get("digest"),
         "model revision": model.get("revision"),
         "served model": [model.get("served"), model.get("root")],
@@ -367,3 +367,12 @@ def read_records(out_dir: str | Path) -> pa.Table:
     manifest = read_manifest(out_dir)
     tables = [read_shard(Path(out_dir) / s["file"]) for s in manifest["shards"]]
     return pa.concat_tables(tables) if tables else RECORD_SCHEMA.empty_table()
+
+
+def changed_packages(before: dict[str, str], now: dict[str, str]) -> list[str]:
+    """'name a → b' for every package whose version differs (or appeared, or went)."""
+    return [
+        f"{name} {before.get(name, 'none')} → {now.get(name, 'none')}"
+        for name in sorted(set(before) | set(now))
+        if before.get(name) != now.get(name)
+    ]

@@ -3,8 +3,6 @@ library raises (vLLM, the openai client, torch), and what the run does with each
 
 from __future__ import annotations
 
-import importlib.util
-
 import httpx
 import openai
 import pytest
@@ -13,6 +11,7 @@ import torch
 from sao.engines.base import Sampling
 from sao.engines.guard import GuardedEngine, never_succeeds
 from sao.errors import EngineError, RequestRefused
+from tests.conftest import requires
 
 
 def status_error(cls: type, code: int) -> Exception:
@@ -58,7 +57,7 @@ def test_failures_a_rerun_can_fix_are_retried(exc):
     assert never_succeeds(exc) is None
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM not installed")
+@requires("vllm")
 def test_vllm_argument_checks_are_refused_and_a_dead_engine_is_not():
     from vllm.exceptions import VLLMValidationError
     from vllm.v1.engine.exceptions import EngineDeadError

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
 
 from sao.store import read_manifest
-from tests.conftest import TINY
+from tests.conftest import TINY, requires
 from tests.e2e_checks import (
     check_records,
     check_run_diagnostics,
@@ -19,7 +18,7 @@ from tests.e2e_checks import (
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM not installed"),
+    requires("vllm"),
 ]
 K = TINY["responses"]["samples"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import math
@@ -10,7 +9,7 @@ import math
 import pytest
 
 from sao.models import resolve_model
-from tests.conftest import run_sao
+from tests.conftest import requires, run_sao
 from tests.dtypes import TEST_DTYPE, batch_tolerance
 from tests.e2e_checks import script_json
 from tests.judge_checks import check_judge
@@ -20,7 +19,7 @@ ENGINES = [
     "hf",
     pytest.param(
         "vllm",
-        marks=pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="no vLLM"),
+        marks=requires("vllm"),
     ),
 ]
 

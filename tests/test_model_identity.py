@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -16,7 +17,7 @@ from sao.engines import make_engine
 from sao.errors import SaoError
 from sao.model_digest import folder_digest
 from sao.models import resolve_model
-from sao.provenance import model_identity
+from sao.provenance import model_identity, resumed_revision
 from sao.store import Store, read_manifest
 from tests.conftest import TINY, run_sao
 
@@ -96,18 +97,21 @@ def test_weights_changed_in_place_refuse_the_resume(tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def fake_hub(cache: Path, repo: str, files: Path | None = None) -> str:
+def fake_hub(cache: Path, repo: str, files: Path | None = None, marker: int = 0) -> str:
     """A Hugging Face cache holding `repo` at a new commit (its files linked from `files`, or a
-    bare config), with refs/main pointing at it; returns the commit."""
+    bare config; config.json marked with `marker`), with refs/main pointing at it; returns the
+    commit."""
     commit = os.urandom(20).hex()
     root = cache / f"models--{repo.replace('/', '--')}"
     snapshot = root / "snapshots" / commit
     snapshot.mkdir(parents=True)
-    if files is None:
-        (snapshot / "config.json").write_text('{"model_type": "llama"}')
-    else:
+    config = {"model_type": "llama"}
+    if files is not None:
         for path in files.iterdir():
-            (snapshot / path.name).symlink_to(path)
+            if path.name != "config.json":
+                (snapshot / path.name).symlink_to(path)
+        config = json.loads((files / "config.json").read_text())
+    (snapshot / "config.json").write_text(json.dumps({**config, "sao_marker": marker}))
     (root / "refs").mkdir(exist_ok=True)
     (root / "refs" / "main").write_text(commit)
     return commit
@@ -129,9 +133,6 @@ def test_a_hub_id_is_pinned_to_the_commit_it_resolves_to(hub, tmp_path):
     assert (model.path, model.source, model.revision) == ("sao-test/tiny", "hub", first)
     identity = model_identity(model)
     assert identity["revision"] == first and "digest" not in identity
-    moved = fake_hub(hub, "sao-test/tiny")  # the hub's main moved on
-    assert resolve_model("sao-test/tiny").revision == moved
-    assert resolve_model(f"sao-test/tiny@{first}").revision == first  # pinned by hand
     cfg = RunConfig()
     header = {
         "config": cfg.data_dict(),
@@ -141,17 +142,28 @@ def test_a_hub_id_is_pinned_to_the_commit_it_resolves_to(hub, tmp_path):
         "model": identity,
     }
     Store.open(tmp_path / "run", header).close()
+
+    moved = fake_hub(hub, "sao-test/tiny", marker=1)  # the hub's main moved on
+    assert resolve_model("sao-test/tiny").revision == moved
+    assert resolve_model(f"sao-test/tiny@{first}").revision == first  # pinned by hand
     later = {**header, "model": model_identity(resolve_model("sao-test/tiny"))}
     with pytest.raises(SaoError, match="different model revision"):
         Store.open(tmp_path / "run", later)
+    # a resume of the same command loads the commit its run started with, not the new head
+    resumed = resumed_revision(resolve_model("sao-test/tiny"), str(tmp_path / "run"), "resume")
+    assert resumed.revision == first
+    Store.open(tmp_path / "run", {**header, "model": model_identity(resumed)}).close()
+    fresh = resumed_revision(resolve_model("sao-test/tiny"), str(tmp_path / "run"), "overwrite")
+    assert fresh.revision == moved
 
 
 @pytest.mark.slow
-def test_the_engine_loads_the_pinned_commit(hub):
+def test_the_engine_loads_the_pinned_commit_not_the_head(hub):
     embedded = Path(resolve_model("smollm2-135m-instruct").path)
-    commit = fake_hub(hub, "sao-test/smol", embedded)
-    model = resolve_model("sao-test/smol")
+    pinned = fake_hub(hub, "sao-test/smol", embedded, marker=1)
+    head = fake_hub(hub, "sao-test/smol", embedded, marker=2)  # main now points here
+    assert resolve_model("sao-test/smol").revision == head
+    model = resolve_model(f"sao-test/smol@{pinned}")
     engine = make_engine(EngineConfig(name="hf"), model.path, 0, model.revision)
-    assert model.revision == commit
-    assert Path(engine.model.config._name_or_path).name in (commit, "smol", "sao-test/smol")
+    assert engine.model.config.sao_marker == 1  # the pinned commit's config, not main's
     engine.close()

@@ -3,7 +3,6 @@ a server killed mid-run and restarted: the run finishes with nothing lost."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import time
@@ -15,14 +14,14 @@ from sao.engines.base import Sampling
 from sao.engines.openai import OpenAIEngine
 from sao.store import read_manifest, read_records
 from sao.verify import verify
-from tests.conftest import SAO, TINY, run_sao
+from tests.conftest import SAO, TINY, requires, run_sao
 from tests.e2e_checks import check_labels_and_json, check_records, check_run_diagnostics
 from tests.servers import VLLMServer, free_port
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.cluster,
-    pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM not installed"),
+    requires("vllm"),
 ]
 KEY_ENV, KEY = "SAO_TEST_SERVER_KEY", "sao-test-key"
 

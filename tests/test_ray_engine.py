@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from rich.console import Console
 
@@ -14,7 +12,7 @@ from sao.models import resolve_model
 from sao.pipeline import generate
 from sao.store import read_records
 from sao.verify import verify
-from tests.conftest import TINY
+from tests.conftest import TINY, requires
 from tests.dtypes import TEST_DTYPE
 from tests.e2e_checks import (
     check_labels_and_json,
@@ -26,10 +24,8 @@ from tests.e2e_checks import (
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.cluster,
-    pytest.mark.skipif(
-        importlib.util.find_spec("vllm") is None or importlib.util.find_spec("ray") is None,
-        reason="vLLM or Ray not installed",
-    ),
+    requires("vllm"),
+    requires("ray"),
 ]
 REPLICAS = 2
 ENGINE = {
