@@ -11,6 +11,7 @@ from sao.engines.base import Message
 from sao.errors import SaoError
 from sao.models import ResolvedModel, has_chat_template
 from sao.personas import Persona
+from sao.plan import judge_calls_per_record
 from sao.stages import judge, judge_rubric, prompts
 from sao.templates import Template
 
@@ -112,7 +113,7 @@ def check_token_budget(
     else:
         turns = judge.request(prompt, "", "", templates["judge"], labels)
         answers = 2 * cfg.responses.max_tokens
-    generated = 1 if cfg.judge.mode == "pairwise-logprob" else cfg.judge.max_tokens
+    _, generated = judge_calls_per_record(cfg)  # tokens one judge call may generate
     text = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
     needed = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + answers + generated
     if needed > limit:

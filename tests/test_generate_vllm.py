@@ -60,6 +60,7 @@ def test_every_answer_has_its_own_seed_that_alone_reproduces_it(run, seeds):
     assert len(every) == len(records) * K and None not in every
     assert len(set(every)) == len(every)  # N·K samples, N·K seeds
     assert all(r["seed_row"] is None for rec in records for r in rec["responses"])
+    assert len(seeds["regenerated"]) == 2
     for answer in seeds["regenerated"]:
         assert answer["again"] == answer["stored"]
 

@@ -83,7 +83,8 @@ def never_succeeds(exc: BaseException) -> BaseException | None:
     seen = exc
     while seen is not None and seen not in chain:
         chain.append(seen)
-        seen = seen.__cause__ or seen.__context__
+        # what it was raised from, or what it interrupted unless raised `from None`
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
     names = [{cls.__name__ for cls in type(e).__mro__} for e in chain]
     if any(n & TRANSIENT for n in names):
         return None
