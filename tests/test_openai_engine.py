@@ -50,12 +50,12 @@ def test_the_engine_samples_n_with_seeds_logprobs_and_json(engine, server):
     assert [len(r) for r in results] == [3, 3, 3]
     # the server seeds choice j of request i with seed + 3i + j (sao.seeds): all distinct
     assert [[c.seed for c in r] for r in results] == [[5, 6, 7], [8, 9, 10], [11, 12, 13]]
+    assert all(0 < c.num_tokens <= 12 for r in results for c in r)
+    assert engine.generated_tokens - before == sum(c.num_tokens for r in results for c in r)
     (alone,) = engine.chat(
         conversations[1:2], Sampling(n=1, temperature=0.8, max_tokens=12, seed=10)
     )
     assert alone[0].text == results[1][2].text  # the stored seed alone reproduces the answer
-    assert all(0 < c.num_tokens <= 12 for r in results for c in r)
-    assert engine.generated_tokens - before == sum(c.num_tokens for r in results for c in r)
     again = engine.chat(conversations, Sampling(n=3, temperature=0.8, max_tokens=12, seed=5))
     assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in results]
     check_labels_and_json(engine, copies=1)
@@ -113,7 +113,8 @@ def test_a_server_killed_mid_run_and_restarted_loses_nothing(server, tmp_path):
     manifest = read_manifest(out)
     assert manifest["status"] == "complete" and len(manifest["shards"]) == 2
     assert manifest["engine"] == {"name": "openai", "base_url": server.url}
-    assert manifest["model"]["path"] == server.model
+    # the alias means "the server's only model": the manifest names the one it served
+    assert manifest["model"]["served"] == server.model and manifest["model"]["root"] == server.model
     assert verify(out)[0] == []
     records = read_records(out).to_pylist()
     check_records(records, 4, manifest["config"])

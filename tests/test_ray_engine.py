@@ -54,13 +54,13 @@ def test_two_replicas_sample_rows_with_seeds_logprobs_and_json(engine):
     # Row j of conversation i is seeded seed + 3i + j (sao.seeds): no two samples share one.
     assert [[c.seed for c in r] for r in results[:2]] == [[5, 6, 7], [8, 9, 10]]
     assert len({c.seed for r in results for c in r}) == 15
+    assert all(0 < c.num_tokens <= 12 for r in results for c in r)
+    assert engine.generated_tokens - before == sum(c.num_tokens for r in results for c in r)
     # the stored seed alone reproduces a sample: sample 2 of conversation 1, asked on its own
     (alone,) = engine.chat(
         conversations[1:2], Sampling(n=1, temperature=0.8, max_tokens=12, seed=10)
     )
     assert alone[0].text == results[1][2].text
-    assert all(0 < c.num_tokens <= 12 for r in results for c in r)
-    assert engine.generated_tokens - before == sum(c.num_tokens for r in results for c in r)
     assert len({c.text for r in results for c in r}) > 5  # samples differ
     check_labels_and_json(engine, copies=3)
 
