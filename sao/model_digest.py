@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from sao.errors import SaoError
+from sao.hashing import sha256_file
 from sao.models import cache_dir
 
 # files that do not change what the model computes
@@ -42,15 +43,6 @@ def fingerprint(folder: Path, files: list[Path]) -> list[list]:
     return rows
 
 
-def hash_file(path: Path) -> str:
-    """SHA-256 of one file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def folder_digest(folder: str | Path) -> str:
     """SHA-256 over every model file's name and content; cached while the files are unchanged."""
     folder = Path(folder).resolve()
@@ -66,7 +58,7 @@ def folder_digest(folder: str | Path) -> str:
     h = hashlib.sha256()
     try:
         for path, (name, _, _) in zip(files, stamp, strict=True):
-            h.update(f"{name}\0{hash_file(path)}\n".encode())
+            h.update(f"{name}\0{sha256_file(path)}\n".encode())
     except OSError as exc:
         raise SaoError(f"cannot read model folder {folder}: {exc.strerror or exc}") from None
     digest = h.hexdigest()

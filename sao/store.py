@@ -16,17 +16,9 @@ import pyarrow as pa
 from sao import failpoints
 from sao.config import diff_keys
 from sao.errors import SaoError
+from sao.hashing import sha256_file
 from sao.interrupts import dropped_on_resume, held
 from sao.records import MANIFEST_NAME, RECORD_SCHEMA, SCHEMA_VERSION, SHARD_GLOB, shard_name
-
-
-def sha256_file(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:

@@ -19,8 +19,9 @@ from typing import Any
 import pyarrow as pa
 
 from sao.config import hash_data
+from sao.hashing import sha256_file
 from sao.records import MANIFEST_NAME, RECORD_SCHEMA, SHARD_GLOB
-from sao.store import read_shard, sha256_file
+from sao.store import read_shard
 
 TOLERANCE = 1e-5  # float32 storage of P
 

@@ -37,8 +37,8 @@ def test_a_folder_is_hashed_once_then_looked_up_until_a_file_changes(tmp_path, c
     weights.write_bytes(os.urandom(1 << 26))  # 64 MiB
     (folder / "README.md").write_text("not part of the model")
     hashed = []
-    real = model_digest.hash_file
-    monkeypatch.setattr(model_digest, "hash_file", lambda p: hashed.append(p.name) or real(p))
+    real = model_digest.sha256_file
+    monkeypatch.setattr(model_digest, "sha256_file", lambda p: hashed.append(p.name) or real(p))
 
     start = time.perf_counter()
     first = folder_digest(folder)

@@ -7,9 +7,10 @@ import pytest
 
 from sao.config import RunConfig
 from sao.errors import SaoError
+from sao.hashing import sha256_file
 from sao.records import RECORD_SCHEMA, shard_name
 from sao.seeds import SEED_SCHEME
-from sao.store import Store, read_records, sha256_file
+from sao.store import Store, read_records
 
 
 def header(cfg: RunConfig, engine: str = "hf", pool: str = "p1") -> dict:
