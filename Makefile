@@ -1,30 +1,40 @@
 # sao: `make demo` runs the pipeline on the embedded model, `make test` runs the test suite
-# (`make test-cluster` the tests that need a model server or a Ray cluster, `make test-bf16`
-# the engine tests in bf16).
+# (`make test-long` the SIGKILL-and-resume loop, `make test-cluster` the tests that need a model
+# server or a Ray cluster, `make test-bf16` the engine tests in bf16).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.sao-installed
 
-.PHONY: demo test test-cluster test-bf16 test-fast lint bench install browser clean-demo
+.PHONY: demo test test-long test-cluster test-bf16 test-bf16-all test-fast lint bench install browser clean-demo
 
 demo: $(STAMP)
 	$(BIN)/sao generate --config examples/demo.yaml
 
 test: $(STAMP) browser
-	$(BIN)/pytest -q -m "not cluster"
+	$(BIN)/pytest -q -m "not cluster and not long"
+
+# A real run killed again and again and resumed (about 5 minutes on 2 cores).
+test-long: $(STAMP)
+	$(BIN)/pytest -q -m long
 
 # The engines that run beside sao: a real vLLM OpenAI server on loopback, a local Ray cluster.
 test-cluster: $(STAMP)
 	$(BIN)/pytest -q -m cluster
 
-# The engine tests again with the engines forced to bf16, as every GPU user runs them
-# (tolerances from the dtype: tests/dtypes.py).
-BF16_TESTS := tests/test_hf_engine.py tests/test_generate_hf.py tests/test_judge_modes.py \
+# The hf engine tests again with the engine forced to bf16, as every GPU user runs them
+# (tolerances from the dtype: tests/dtypes.py); test-bf16-all adds vLLM and every judge mode
+# (about 21 minutes on 2 cores without native bf16, where bf16 is emulated).
+BF16_TESTS := tests/test_hf_engine.py tests/test_judge_no_verdict.py \
+	tests/test_generate_hf.py::test_reversing_responses_reverses_the_matrix
+BF16_ALL := tests/test_hf_engine.py tests/test_generate_hf.py tests/test_judge_modes.py \
 	tests/test_generate_vllm.py tests/test_judge_no_verdict.py
 
 test-bf16: $(STAMP)
-	SAO_TEST_DTYPE=bfloat16 $(BIN)/pytest -q -m "not cluster" $(BF16_TESTS)
+	SAO_TEST_DTYPE=bfloat16 $(BIN)/pytest -q -m "not cluster and not long" $(BF16_TESTS)
+
+test-bf16-all: $(STAMP)
+	SAO_TEST_DTYPE=bfloat16 $(BIN)/pytest -q -m "not cluster and not long" $(BF16_ALL)
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"

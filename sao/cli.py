@@ -11,7 +11,15 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from sao.cli_views import err, out, print_judge_eval, print_plan, print_report, print_summary
+from sao.cli_views import (
+    err,
+    out,
+    print_judge_agreement,
+    print_judge_eval,
+    print_plan,
+    print_report,
+    print_summary,
+)
 from sao.errors import SaoError
 from sao.interrupts import Terminated, dropped_on_resume, install
 
@@ -249,6 +257,10 @@ def judge_eval_cmd(
     ] = None,
     engine: Annotated[str | None, typer.Option(help="auto, hf or vllm.")] = None,
     model: Annotated[str | None, typer.Option(help="Model alias, folder or hub id.")] = None,
+    judge_model: Annotated[
+        str | None,
+        typer.Option(help="Evaluate this model as the judge (else judge.model, else the model)."),
+    ] = None,
     modes: Annotated[
         str,
         typer.Option(
@@ -274,12 +286,13 @@ def judge_eval_cmd(
         raise SaoError(
             f"unknown judge mode {unknown[0] if unknown else '(none)'}; use {', '.join(MODES)}"
         )
-    cfg = load_config(config, {"engine.name": engine, "model": model})
+    cfg = load_config(config, {"engine.name": engine, "model": model, "judge.model": judge_model})
     items = load_probes(probes or bundled_probes())[:limit]
-    resolved = resolve_model(cfg.model)
-    name = resolve_engine_name(cfg.engine.name)
+    resolved = resolve_model(cfg.judge.model or cfg.model)
+    engine_cfg = cfg.judge_engine() if cfg.judge.model else cfg.engine
+    name = resolve_engine_name(engine_cfg.name)
     with err.status(f"loading {resolved.name} on engine {name}"):
-        backend = make_engine(cfg.engine, resolved.path, cfg.seed)
+        backend = make_engine(engine_cfg, resolved.path, cfg.seed, resolved.revision)
     try:
         with err.status(f"judging {len(items)} probes in {len(chosen)} modes"):
             result = evaluate(backend, items, cfg.judge, chosen)
@@ -295,6 +308,72 @@ def judge_eval_cmd(
         out.print(f"wrote {json_out}")
 
 
+@app.command("judge-agreement")
+@user_errors
+def judge_agreement_cmd(
+    run: Annotated[Path, typer.Argument(help="A sao output folder.")],
+    judge_model: Annotated[
+        str, typer.Option(help="The other judge: alias, local folder or hub id.")
+    ],
+    engine: Annotated[
+        str | None, typer.Option(help="auto, hf or vllm (default: the run's).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N records.")] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results here.")
+    ] = None,
+) -> None:
+    """Re-judge a run's answers with another model; report agreement, P correlation and
+    self-preference. Example: sao judge-agreement out --judge-model ./other-model"""
+    import json
+
+    from pydantic import ValidationError
+
+    from sao.config import RunConfig
+    from sao.engines import make_engine, resolve_engine_name
+    from sao.judge_agreement import compare, rejudge
+    from sao.models import resolve_model
+    from sao.store import read_manifest, read_records
+
+    manifest = read_manifest(run)
+    settings = {**manifest["config"], "output": {}}
+    if engine is not None:
+        settings["engine"] = {**settings["engine"], "name": engine}
+    try:
+        cfg = RunConfig.model_validate(settings)
+    except ValidationError:
+        raise SaoError(f"unknown engine '{engine}': choose auto, hf or vllm") from None
+    records = read_records(run).to_pylist()[:limit]
+    if not records:
+        raise SaoError(f"{run} holds no records to judge")
+    ran = manifest.get("judge_model") or manifest["model"]
+    name = resolve_engine_name(cfg.engine.name)
+    if name in ("openai", "ray"):
+        raise SaoError("judge-agreement loads both judges here: use --engine hf or vllm")
+    other = resolve_model(judge_model)
+    engines = []
+    try:
+        for label, path, revision in (
+            (ran["name"], ran["path"], ran.get("revision")),
+            (other.name, other.path, other.revision),
+        ):
+            with err.status(f"loading {label} on engine {name}"):
+                engines.append(make_engine(cfg.engine, path, cfg.seed, revision))
+        with err.status(f"judging {len(records)} records with {other.name}"):
+            result = compare(records, rejudge(cfg, records, *engines), cfg.judge.tie_band)
+    finally:
+        for backend in engines:
+            backend.close()
+    result.update(run_judge=ran["name"], other_judge=other.name, engine=name, mode=cfg.judge.mode)
+    print_judge_agreement(result)
+    if json_out is not None:
+        try:
+            json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise SaoError(f"cannot write {json_out}: {exc.strerror or exc}") from None
+        out.print(f"wrote {json_out}")
+
+
 @config_app.command("init")
 @user_errors
 def config_init(
@@ -302,14 +381,19 @@ def config_init(
         "sao.yaml"
     ),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="A commented config for a setup: gpu-8b, node-70b or ray-8b."),
+    ] = None,
 ) -> None:
-    """Write a commented example config. Example: sao config init sao.yaml"""
-    from sao.config import example_yaml
+    """Write a commented example config. Example: sao config init sao.yaml --preset gpu-8b"""
+    from sao.config import example_yaml, preset_yaml
 
     if path.exists() and not force:
         raise SaoError(f"{path} exists; pass --force to overwrite it")
+    text = preset_yaml(preset) if preset is not None else example_yaml()
     try:
-        path.write_text(example_yaml(), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise SaoError(f"cannot write {path}: {exc.strerror or exc}") from None
     out.print(f"wrote {path}")

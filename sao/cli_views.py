@@ -183,3 +183,33 @@ def _fmt(value: float | None, pct: bool = True, digits: int = 1) -> str:
     if value is None:
         return "-"
     return f"{100 * value:.1f}%" if pct else f"{value:.{digits}f}"
+
+
+def print_judge_agreement(result: dict[str, Any]) -> None:
+    """The run's judge beside another one: agreement, correlation, self-preference."""
+    pref = result["self_preference"]
+    table = Table(title=f"judge-agreement: {result['run_judge']} vs {result['other_judge']}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("over", justify="right")
+    table.add_row(
+        "same preferred answer", _fmt(result["agreement"]), f"{result['decided_pairs']} pairs"
+    )
+    table.add_row(
+        "same best answer", _fmt(result["best_answer_agreement"]), f"{result['records']} records"
+    )
+    r = result["p_correlation"]
+    table.add_row("P correlation (r)", "-" if r is None else f"{r:.3f}", f"{result['cells']} cells")
+    for label, key in (
+        ("run judge: run's answer wins", "run_judge_prefers_run_answer"),
+        ("other judge: run's answer wins", "other_judge_prefers_run_answer"),
+    ):
+        table.add_row(label, _fmt(pref[key]), f"{pref['duels']} duels")
+    shift = pref["self_preference"]
+    table.add_row("self-preference", "-" if shift is None else f"{shift:+.3f}", "")
+    out.print(table)
+    out.print(
+        "pairs where both judges measured P and neither calls a tie; self-preference: how much "
+        "more the run's judge favours the run's answers over the other model's than the other "
+        "judge does (positive: each judge leans to its own model)"
+    )

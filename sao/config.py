@@ -32,6 +32,62 @@ HOW_KEYS = (
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"  # `vllm serve`'s default port
 
+# engine.vllm_args that change how the same model runs (parallelism, batching, memory, caching,
+# compilation), not what it computes: not in the hash. Every other key (quantization,
+# kv_cache_dtype, hf_overrides, ...) changes the model's numbers and is hashed.
+VLLM_HOW_ARGS = frozenset(
+    {
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "data_parallel_size",
+        "distributed_executor_backend",
+        "max_num_seqs",
+        "max_num_batched_tokens",
+        "enable_chunked_prefill",
+        "enable_prefix_caching",
+        "enforce_eager",
+        "compilation_config",
+        "swap_space",
+        "cpu_offload_gb",
+        "block_size",
+        "disable_log_stats",
+        "disable_custom_all_reduce",
+    }
+)
+# vllm.LLM arguments sao sets from its own keys
+VLLM_OWN_ARGS = {
+    "model": "model",
+    "tokenizer": "model",
+    "dtype": "engine.dtype",
+    "seed": "seed",
+    "max_model_len": "engine.max_model_len",
+    "gpu_memory_utilization": "engine.gpu_memory_utilization",
+    "revision": "model (org/name@commit)",
+    "tokenizer_revision": "model (org/name@commit)",
+}
+# from_pretrained arguments engine.hf_args accepts (from_pretrained files any unknown keyword
+# into the model config silently, so a typo would do nothing): where and how, not what
+HF_HOW_ARGS = frozenset(
+    {
+        "device_map",
+        "max_memory",
+        "offload_folder",
+        "offload_buffers",
+        "attn_implementation",
+        "experts_implementation",
+        "tp_plan",
+        "tp_size",
+        "use_kernels",
+        "low_cpu_mem_usage",
+        "disable_mmap",
+    }
+)
+# ... and these change what the model computes or which weights load: hashed
+HF_WHAT_ARGS = frozenset(
+    {"quantization_config", "trust_remote_code", "use_safetensors", "variant", "subfolder"}
+)
+HF_OWN_ARGS = {"dtype": "engine.dtype", "torch_dtype": "engine.dtype", "revision": "model"}
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -69,12 +125,44 @@ class EngineConfig(_Section):
         600.0, ge=0, description="openai: how long to retry a request while the server is down"
     )
 
+    vllm_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="vllm, ray: more vllm.LLM arguments (tensor_parallel_size, quantization, "
+        "kv_cache_dtype, max_num_seqs, enforce_eager, ...)",
+    )
+    hf_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="hf: more from_pretrained arguments (device_map, attn_implementation, "
+        "quantization_config, trust_remote_code)",
+    )
     replicas: int = Field(1, ge=1, description="ray: vLLM replicas, one GPU each (a core on CPU)")
     ray_address: str | None = Field(
         None,
         description="ray: the cluster to join (auto, ray://host:10001); null: $RAY_ADDRESS, "
         "else a local cluster",
     )
+
+    @model_validator(mode="after")
+    def _engine_args(self) -> EngineConfig:
+        """No argument sao sets itself; hf_args only from_pretrained's own keywords."""
+        for table, owned in (("vllm_args", VLLM_OWN_ARGS), ("hf_args", HF_OWN_ARGS)):
+            for key in getattr(self, table):
+                if key in owned:
+                    raise ValueError(f"{table}.{key}: set {owned[key]} instead")
+        known = HF_HOW_ARGS | HF_WHAT_ARGS
+        for key in self.hf_args:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"hf_args: unknown from_pretrained argument '{key}'{hint}")
+        return self
+
+    def data_args(self) -> dict[str, Any]:
+        """vllm_args and hf_args as the config hash sees them: the keys that change samples."""
+        return {
+            "vllm_args": {k: v for k, v in self.vllm_args.items() if k not in VLLM_HOW_ARGS},
+            "hf_args": {k: v for k, v in self.hf_args.items() if k not in HF_HOW_ARGS},
+        }
 
     def server_url(self) -> str:
         """openai: the configured URL, else $OPENAI_BASE_URL, else a local `vllm serve`."""
@@ -148,6 +236,16 @@ DEFAULT_JUDGE_TEMPLATES: dict[str, str] = {
 class JudgeConfig(_Section):
     """The self-judge: how K answers become a preference matrix P (DESIGN §4)."""
 
+    model: str | None = Field(
+        None,
+        description="null: the generator judges its own answers (self-judging); else another "
+        "model (alias, folder or hub id; openai: a served name) judges them on its own engine",
+    )
+    engine: dict[str, Any] = Field(
+        default_factory=dict,
+        description="engine keys that differ for the judge model's engine "
+        "(e.g. gpu_memory_utilization, base_url); needs judge.model",
+    )
     mode: JudgeMode = Field(
         "pairwise-logprob",
         description="pairwise-logprob | pairwise-text (no logprobs needed) | rubric (pointwise)",
@@ -212,12 +310,43 @@ class RunConfig(_Section):
     pairs: PairConfig = PairConfig()
     output: OutputConfig = OutputConfig()
 
+    @model_validator(mode="after")
+    def _judge_engine_keys(self) -> RunConfig:
+        """judge.engine holds engine keys only, valid ones, and only beside a judge model."""
+        if not self.judge.engine:
+            return self
+        if self.judge.model is None:
+            raise ValueError("judge.engine sets the judge model's engine: set judge.model too")
+        unknown = [key for key in self.judge.engine if key not in EngineConfig.model_fields]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(EngineConfig.model_fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"judge.engine: unknown engine key '{unknown[0]}'{hint}")
+        try:
+            self.judge_engine()
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise ValueError(f"judge.engine.{where}: {err['msg']}") from None
+        return self
+
+    def judge_engine(self) -> EngineConfig:
+        """The judge model's engine: `engine` with `judge.engine`'s keys over it."""
+        return EngineConfig.model_validate({**self.engine.model_dump(), **self.judge.engine})
+
     def data_dict(self) -> dict[str, Any]:
         """The settings that determine the records (everything but where they are written)."""
         data = self.model_dump(mode="json")
         data["output"].pop("dir")
         for key in HOW_KEYS:
             data["engine"].pop(key)
+            data["judge"]["engine"].pop(key, None)
+        data["engine"].update(self.engine.data_args())
+        if self.judge.model is not None:
+            judge_args = self.judge_engine().data_args()
+            for key in ("vllm_args", "hf_args"):
+                if key in data["judge"]["engine"]:
+                    data["judge"]["engine"][key] = judge_args[key]
         return data
 
     def data_hash(self) -> str:
@@ -256,9 +385,13 @@ def _first_error(exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         return f"unknown key '{where}'{_close_key(err['loc'])}{more}"
     msg = "should be a mapping of keys" if err["type"] == "model_type" else err["msg"]
+    if err["type"] == "value_error":  # a validator's own sentence: no pydantic prefix
+        msg = msg.removeprefix("Value error, ")
     got = ""
     if err["type"] != "missing" and not isinstance(err.get("input"), dict):
         got = f" (got {_shown(err.get('input'))})"
+    if not err["loc"]:  # a check across sections says where itself
+        return f"{msg}{got}{more}"
     return f"{where}: {msg}{got}{more}"
 
 
@@ -345,3 +478,15 @@ def example_yaml() -> str:
             note = f"  # {field.description}" if field.description else ""
             lines.append(f"{name}: {json.dumps(default)}{note}")
     return "\n".join(lines) + "\n"
+
+
+PRESETS = Path(__file__).resolve().parent / "presets"
+
+
+def preset_yaml(name: str) -> str:
+    """The commented config of a named setup (`sao config init --preset NAME`)."""
+    names = sorted(p.stem for p in PRESETS.glob("*.yaml"))
+    path = PRESETS / f"{name}.yaml"
+    if name not in names:
+        raise SaoError(f"unknown preset '{name}': choose {', '.join(names)}")
+    return path.read_text(encoding="utf-8")

@@ -4,24 +4,31 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from sao.config import RunConfig
+from sao.config import EngineConfig, RunConfig
 from sao.engines import Engine, make_engine, resolve_engine_name
 from sao.errors import SaoError
-from sao.models import EMBEDDED_ALIAS, ResolvedModel
+from sao.models import EMBEDDED_ALIAS, ResolvedModel, resolve_model
 
 
-def load_engine(cfg: RunConfig, model: ResolvedModel, console: Console) -> Engine:
-    """Load the configured engine, refusing one the judge mode cannot use."""
-    name = resolve_engine_name(cfg.engine.name)
+def load_engine(
+    cfg: RunConfig, engine_cfg: EngineConfig, model: ResolvedModel, console: Console, judges: bool
+) -> Engine:
+    """Load one of the run's engines; the one that `judges` must suit the judge mode."""
+    name = resolve_engine_name(engine_cfg.name)
     with console.status(f"loading {model.name} on engine {name}"):
-        engine = make_engine(cfg.engine, model.path, cfg.seed, model.revision)
-    if cfg.judge.mode == "pairwise-logprob" and not engine.supports_logprobs:
+        engine = make_engine(engine_cfg, model.path, cfg.seed, model.revision)
+    if judges and cfg.judge.mode == "pairwise-logprob" and not engine.supports_logprobs:
         engine.close()
         raise SaoError(
             f"engine {engine.name} returns no log-probabilities: "
             "set judge.mode to pairwise-text or rubric"
         )
     return engine
+
+
+def unloaded_model(name: str, engine_name: str) -> ResolvedModel:
+    """The model `name` as the engine will know it, with nothing converted or fetched yet."""
+    return served_model(name) if engine_name == "openai" else resolve_model(name, prepare=False)
 
 
 def served_model(name: str) -> ResolvedModel:

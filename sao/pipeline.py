@@ -14,14 +14,14 @@ from rich.console import Console
 import sao
 from sao import failpoints
 from sao.config import RunConfig
-from sao.engine_setup import load_engine, served_model
+from sao.engine_setup import load_engine, unloaded_model
 from sao.engines import Engine, resolve_engine_name
 from sao.engines.guard import EngineSlot
 from sao.filter_feed import FilterFeed
-from sao.models import resolve_model
+from sao.models import ResolvedModel, resolve_model
 from sao.personas import Persona, choose_personas
 from sao.plan import layout, make_plan
-from sao.preflight import check_token_budget, preflight
+from sao.preflight import check_model, check_token_budget, preflight
 from sao.progress import StageProgress
 from sao.provenance import (
     environment_versions,
@@ -57,15 +57,18 @@ def generate(
         "judge": Template(cfg.judge.template_name()),
     }
     engine_name = resolve_engine_name(cfg.engine.name)
-    if engine_name == "openai":  # the server holds the model; the engine asks it which one
-        model = served_model(cfg.model)
-        preflight(cfg, model, chosen, templates)
-    else:
-        preflight(cfg, resolve_model(cfg.model, prepare=False), chosen, templates)
-        model = resolve_model(cfg.model, prepare=not dry_run)  # the embedded model: converted once
-        if not dry_run:
-            model = resumed_revision(model, cfg.output.dir, mode)
-            check_token_budget(cfg, model, templates)
+    judge_name = resolve_engine_name(cfg.judge_engine().name)
+    model = unloaded_model(cfg.model, engine_name)
+    judge_model = unloaded_model(cfg.judge.model, judge_name) if cfg.judge.model else None
+    preflight(cfg, model, chosen, templates)
+    if judge_model is not None:
+        check_model(judge_model)
+    if not dry_run:
+        model = prepared(model, cfg.output.dir, mode, "model")
+        if judge_model is not None:
+            judge_model = prepared(judge_model, cfg.output.dir, mode, "judge_model")
+        judge_cfg = cfg.judge_engine() if judge_model is not None else cfg.engine
+        check_token_budget(cfg, judge_cfg, judge_model or model, templates)
     plan = make_plan(cfg, len(chosen))
     if dry_run:
         return {"config": cfg.model_dump(mode="json"), "plan": plan.__dict__}
@@ -76,36 +79,61 @@ def generate(
         "config_hash": cfg.data_hash(),
         "engine": {"name": engine_name},
         "model": model_identity(model),
+        "judge_model": model_identity(judge_model) if judge_model is not None else None,
         "templates": {t.name: t.sha256 for t in templates.values()},
         "packages": package_versions(engine_name),
         "environment": environment_versions(),
         "personas": about_personas,
         "seeding": SEED_SCHEME,
     }
-    slot = EngineSlot(lambda: load_engine(cfg, model, console), engine)
+    if judge_model is not None:
+        header["engine"]["judge"] = judge_name
+        if judge_name != engine_name:
+            header["packages"] = {**package_versions(judge_name), **header["packages"]}
+    slot = EngineSlot(
+        lambda: load_engine(cfg, cfg.engine, model, console, judges=judge_model is None), engine
+    )
+    judge_slot = slot
+    if judge_model is not None:
+        judge_slot = EngineSlot(
+            lambda: load_engine(cfg, cfg.judge_engine(), judge_model, console, judges=True)
+        )
     prepare_s = time.perf_counter() - started
     try:
         if mode == "overwrite":
             slot.get()  # a model that fails to load leaves the run to be replaced in place
-        if engine_name == "openai":  # the server says which model it serves before resume checks
-            header["model"].update(slot.get().identity())
-            header["engine"]["base_url"] = slot.get().base_url
+        for one, key in ((slot, "model"), (judge_slot, "judge_model")):
+            if header[key] is not None and header[key]["source"] == "server":
+                # the server says which model it serves before resume checks
+                header[key].update(one.get().identity())
+                header[key]["base_url"] = one.get().base_url
         store = Store.open(cfg.output.dir, header, mode)
         try:
-            run_shards(cfg, store, slot, chosen, templates, console)
-            startup = {"prepare": round(prepare_s, 3), "engine_load": round(slot.load_s, 3)}
+            run_shards(cfg, store, slot, judge_slot, chosen, templates, console)
+            load_s = slot.load_s + (judge_slot.load_s if judge_slot is not slot else 0.0)
+            startup = {"prepare": round(prepare_s, 3), "engine_load": round(load_s, 3)}
             store.finish({**totals(store.manifest["shards"]), "startup_s": startup})
         finally:
             store.close()
     finally:
         slot.close()
+        judge_slot.close()
     return store.manifest
+
+
+def prepared(model: ResolvedModel, out_dir: str, mode: str, key: str) -> ResolvedModel:
+    """The model ready to load: the embedded one converted once, an unpinned hub id at the
+    commit its run started with (`key`: where the manifest records it)."""
+    if model.source == "server":
+        return model
+    return resumed_revision(resolve_model(model.name, prepare=True), out_dir, mode, key)
 
 
 def run_shards(
     cfg: RunConfig,
     store: Store,
     slot: EngineSlot,
+    judge_slot: EngineSlot,
     chosen: list[Persona],
     templates: dict[str, Template],
     console: Console,
@@ -137,12 +165,14 @@ def run_shards(
                     templates,
                     progress.update,
                     feed.before(index),
+                    judge_slot.get(),
                 )
 
             def undo() -> None:
                 progress.undo()
                 feed.reset()
                 slot.drop()
+                judge_slot.drop()
 
             records, stats = with_retries(attempt, undo, cfg, index, store, console)
             store.commit(index, records, stats)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sao.config import RunConfig
+from sao.config import EngineConfig, RunConfig
 from sao.engines import resolve_engine_name
 from sao.engines.base import Message
+from sao.engines.engine_args import check_vllm_args
 from sao.errors import SaoError
 from sao.models import ResolvedModel, has_chat_template
 from sao.personas import Persona
@@ -26,7 +27,18 @@ def preflight(
     """Raise a one-line SaoError for any input that would fail later in the run."""
     check_templates(cfg, personas, templates)
     check_model(model)
+    check_engine_args(cfg)
     check_output(Path(cfg.output.dir))
+
+
+def check_engine_args(cfg: RunConfig) -> None:
+    """`vllm_args` the installed vLLM does not take fail here, before any model loads."""
+    engines = [("engine.vllm_args", cfg.engine)]
+    if cfg.judge.model is not None:
+        engines.append(("judge.engine.vllm_args", cfg.judge_engine()))
+    for where, engine in engines:
+        if resolve_engine_name(engine.name) in ("vllm", "ray"):
+            check_vllm_args(engine.vllm_args, where)
 
 
 def check_output(out: Path) -> None:
@@ -89,16 +101,18 @@ def check_model(model: ResolvedModel) -> None:
 
 
 def check_token_budget(
-    cfg: RunConfig, model: ResolvedModel, templates: dict[str, Template]
+    cfg: RunConfig, engine: EngineConfig, model: ResolvedModel, templates: dict[str, Template]
 ) -> None:
-    """The longest judge request fits the context: its template around a prompt of
-    `prompts.max_chars` characters and two answers of `responses.max_tokens` (one, rubric),
-    plus what the judge generates. Needs only the tokenizer, so it runs before the model loads.
-    Served models (openai) are left to the server, which knows its own context.
+    """The longest judge request fits the judge's context (`model` on `engine`): its template
+    around a prompt of `prompts.max_chars` characters and two answers of `responses.max_tokens`
+    (one, rubric), plus what the judge generates. Needs only the tokenizer, so it runs before
+    the model loads. Served models (openai) are left to the server, which knows its own context.
+    Answers are counted in the generator's tokens: a judge with another tokenizer may need a
+    few more.
     """
     if model.source == "server" or not model.path:
         return
-    limit, where = context_limit(cfg, model)
+    limit, where = context_limit(engine, model)
     if limit is None:
         return
     tokenizer = _tokenizer(model)
@@ -124,10 +138,10 @@ def check_token_budget(
         )
 
 
-def context_limit(cfg: RunConfig, model: ResolvedModel) -> tuple[int | None, str]:
+def context_limit(engine: EngineConfig, model: ResolvedModel) -> tuple[int | None, str]:
     """The context a request must fit: vLLM's `max_model_len`, else the model's positions."""
-    if resolve_engine_name(cfg.engine.name) in ("vllm", "ray"):
-        return cfg.engine.max_model_len, "engine.max_model_len"
+    if resolve_engine_name(engine.name) in ("vllm", "ray"):
+        return engine.max_model_len, "engine.max_model_len"
     from transformers import AutoConfig
 
     try:

@@ -62,16 +62,19 @@ def model_identity(model: ResolvedModel) -> dict[str, Any]:
     return about
 
 
-def resumed_revision(model: ResolvedModel, out_dir: str, mode: str) -> ResolvedModel:
+def resumed_revision(
+    model: ResolvedModel, out_dir: str, mode: str, key: str = "model"
+) -> ResolvedModel:
     """An unpinned hub id resumes at the commit its run started with, not where the hub's
-    branch has moved since (`--overwrite` starts afresh at the branch's head)."""
+    branch has moved since (`--overwrite` starts afresh at the branch's head); `key` is the
+    manifest's block for this model (`model`, or `judge_model`)."""
     if model.source != "hub" or "@" in model.name or mode == "overwrite":
         return model
     try:
         old = previous_manifest(Path(out_dir))
     except SaoError:
         return model  # the store refuses the folder, in one line, when it opens it
-    recorded = (old or {}).get("model") or {}
+    recorded = (old or {}).get(key) or {}
     revision = recorded.get("revision")
     if recorded.get("path") != model.path or not revision or revision == model.revision:
         return model

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MANIFEST_NAME = "manifest.json"
 SHARD_GLOB = "shard-*.arrow"
 
@@ -76,6 +76,7 @@ RECORD_SCHEMA = pa.schema(
         ("judgments", pa.list_(JUDGMENT)),
         ("pairs", pa.list_(PAIR)),
         ("judge_stats", JUDGE_STATS),
+        ("judge_model", pa.string()),  # the model that judged: judge.model, else the generator
         ("flags", pa.list_(pa.string())),
     ],
     metadata={"sao_schema_version": str(SCHEMA_VERSION)},

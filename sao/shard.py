@@ -31,10 +31,12 @@ def run_shard(
     templates: dict[str, Template],
     on_stage: Any = None,
     prompt_filter: PromptFilter | None = None,
+    judge_engine: Engine | None = None,
 ) -> tuple[list[dict], dict[str, Any]]:
     """Carry one shard of personas through every stage; returns records and stage stats.
 
     `prompt_filter` holds the prompts kept by earlier shards; this shard's are added to it.
+    `judge_engine` serves `judge.model`; None: the generator's engine judges (self-judging).
     """
     failpoints.reach("start", index)
     wall: dict[str, float] = {}
@@ -79,7 +81,7 @@ def run_shard(
     ]
     verdicts = stage(
         "judge",
-        lambda: judge.judge(engine, items, templates["judge"], cfg.judge),
+        lambda: judge.judge(judge_engine or engine, items, templates["judge"], cfg.judge),
         lambda results: sum(v.diagnostics.generated_tokens for v in results),
     )
     judge_calls = sum(v.diagnostics.calls for v in verdicts)
@@ -145,5 +147,6 @@ def assemble_record(
         "judgments": verdict.judgments,
         "pairs": chosen,
         "judge_stats": verdict.diagnostics.record(),
+        "judge_model": cfg.judge.model or cfg.model,
         "flags": flags,
     }

@@ -205,6 +205,18 @@ def opened_manifest(out: Path, header: dict[str, Any], mode: str) -> dict[str, A
         manifest.update(shards=[], segments=[count])
     else:
         segments = old.get("segments") or [old["config"]["personas"]["count"]]
+        if old.get("seeding") != header.get("seeding"):
+            scheme = old.get("seeding") or OLD_SEEDING
+            raise SaoError(
+                f"{out} holds a run written with another seed scheme ({scheme}), which this "
+                "version cannot continue: use --overwrite to replace it, or another --out folder"
+            )
+        if old.get("schema_version") != SCHEMA_VERSION:
+            raise SaoError(
+                f"{out} holds records of schema version {old.get('schema_version')}, this "
+                f"version writes {SCHEMA_VERSION} and cannot add to them: use --overwrite to "
+                "replace the run, or another --out folder"
+            )
         if old.get("config_hash") != header["config_hash"]:
             keys = diff_keys(old["config"], header["config"]) or ["config"]
             if mode != "extend":
@@ -214,12 +226,6 @@ def opened_manifest(out: Path, header: dict[str, Any], mode: str) -> dict[str, A
                     f"{hint}); use --overwrite to replace it, or another --out folder"
                 )
             segments = [*segments, extension(old, keys, count, out)]
-        if old.get("seeding") != header.get("seeding"):
-            scheme = old.get("seeding") or OLD_SEEDING
-            raise SaoError(
-                f"{out} holds a run written with another seed scheme ({scheme}), which this "
-                "version cannot continue: use --overwrite to replace it, or another --out folder"
-            )
         drift = setup_drift(old, header)
         if drift:
             raise SaoError(
@@ -279,19 +285,29 @@ def well_formed(old: Any) -> bool:
 def setup(manifest: dict[str, Any]) -> dict[str, Any]:
     """What besides the config decides the records: engine, model identity, templates, persona
     pool, seeds and the versions of the packages that compute them."""
-    model = manifest["model"]
     personas = manifest.get("personas") or {}
     return {
         "engine": manifest["engine"].get("name"),
-        # a folder is known by its digest (it may move); a hub id by its path and revision
-        "model": {"server": model.get("name"), "hub": model.get("path")}.get(model.get("source")),
-        "model weights": model.get("digest"),
-        "model revision": model.get("revision"),
-        "served model": [model.get("served"), model.get("root")],
+        "judge engine": manifest["engine"].get("judge"),
+        **model_setup(manifest["model"], "model"),
+        **model_setup(manifest.get("judge_model") or {}, "judge model"),
         "templates": manifest["templates"],
         "persona pool": personas.get("pool_sha256"),
         "persona sampling": personas.get("sampling"),
         "packages": manifest.get("packages"),
+    }
+
+
+def model_setup(model: dict[str, Any], role: str) -> dict[str, Any]:
+    """What identifies one model of the run (`role`: "model" or "judge model"): a folder by
+    its digest (it may move), a hub id by its path and revision, a served model by its name and
+    what the server says it serves."""
+    source = model.get("source")
+    return {
+        role: {"server": model.get("name"), "hub": model.get("path")}.get(source, source),
+        f"{role} weights": model.get("digest"),
+        f"{role} revision": model.get("revision"),
+        f"served {role}": [model.get("served"), model.get("root")],
     }
 
 

@@ -77,3 +77,38 @@ def requires(module: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         missing and os.environ.get("CI") != "true", reason=f"{module} not installed"
     )
+
+
+# What the second model is taught: a few answers in one style, so it judges unlike the first.
+LESSONS = [
+    ("Name a colour.", "Blue. It is the colour of a clear sky."),
+    ("Give me a tip for sleeping well.", "Keep the same bedtime every night, even on weekends."),
+    ("What is 2 + 3?", "2 + 3 = 5."),
+]
+
+
+@pytest.fixture(scope="session")
+def second_model(tmp_path_factory) -> Path:
+    """A second, different local model: the embedded one after three real AdamW steps on a few
+    answers, saved as a complete model folder (weights, tokenizer, chat template)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sao.models import resolve_model
+
+    source = resolve_model("smollm2-135m-instruct").path
+    out = tmp_path_factory.mktemp("second") / "model"
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    for question, answer in LESSONS:
+        turns = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+        batch = tokenizer.apply_chat_template(turns, return_tensors="pt", return_dict=True)
+        loss = model(**batch, labels=batch["input_ids"]).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -5,11 +5,13 @@ unset, engines pick their own (`auto`: bf16 on a GPU or a CPU with native bf16, 
 
 What bf16 cannot promise: the same logits for the same text in another batch (other padding,
 other shared-prefix split, other kernel tiling). Its unit roundoff is u = 2^-8, against 2^-24
-for fp32, and a 30-layer model's logits move by a few u between batch compositions (measured on
-the embedded model: 0.012 in a label log-prob, 0.01 in a P cell). A check that compares values
-computed in two different batches therefore allows 8u of the dtype (0.031 in bf16), and never
-less than 1e-3 (fp32's kernels reorder sums too); a P cell moves by at most a quarter of its
-logit-difference error, so the same bound holds for P with room to spare.
+for fp32, and a 30-layer model's logits move by many u between batch compositions: measured on
+the embedded model, a label log-prob moved by 0.012 on a CPU with native bf16 and by 0.064 on
+one that emulates it (no avx512_bf16), and a P cell by 0.034 there. A check that compares values
+computed in two different batches therefore allows 32u of the dtype (0.125 in bf16), and never
+less than 1e-3 (fp32's kernels reorder sums too). Such a check is strict in fp32, the suite's
+default here, and only catches gross errors in bf16; what bf16 must get right is the record's
+own consistency, which the recounts check exactly in any dtype.
 """
 
 from __future__ import annotations
@@ -29,4 +31,4 @@ def effective_dtype(dtype: str = TEST_DTYPE) -> str:
 
 def batch_tolerance(dtype: str = TEST_DTYPE) -> float:
     """Largest difference allowed between a log-prob or P cell computed in two batches."""
-    return max(1e-3, 8 * UNIT_ROUNDOFF[effective_dtype(dtype)])
+    return max(1e-3, 32 * UNIT_ROUNDOFF[effective_dtype(dtype)])

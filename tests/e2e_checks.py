@@ -77,7 +77,7 @@ def check_run_diagnostics(manifest: dict, records: list[dict]) -> None:
         assert math.isclose(totals["length_corr"], sxy / math.sqrt(sxx * syy), abs_tol=1e-3)
 
 
-def generate_with(engine: str, out: Path, tmp: Path, **sections: dict) -> dict:
+def generate_with(engine: str, out: Path, tmp: Path, /, **sections: dict) -> dict:
     """`sao generate` with the tiny config plus `sections` merged in; returns the config used."""
     config = {**TINY, **sections}
     path = tmp / "config.yaml"
@@ -113,3 +113,40 @@ def generate_tiny(engine: str, out: Path, config: Path) -> subprocess.CompletedP
     proc = run_sao("generate", "-c", str(config), "--engine", engine, "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
+
+
+def label_logprobs(folder: str, conversation: list[dict]) -> dict[str, float]:
+    """log p(A), log p(B) as the next assistant token, from one plain forward pass."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    ids = tok.apply_chat_template(conversation, add_generation_prompt=True, return_tensors="pt")
+    ids = ids["input_ids"] if not torch.is_tensor(ids) else ids
+    with torch.no_grad():
+        last = model(ids).logits[0, -1].log_softmax(-1)
+    return {label: float(last[tok.encode(label, add_special_tokens=False)[0]]) for label in "AB"}
+
+
+def check_judged_by(record: dict, judge: str, generator: str, tol: float) -> None:
+    """The record's first pairwise verdict holds `judge`'s label log-probabilities (recomputed
+    in plain transformers), which differ from what `generator` would have said."""
+    from sao.stages.judge import request
+    from sao.templates import Template
+
+    call = record["judgments"][0]
+    texts = [r["text"] for r in record["responses"]]
+    prompt = record["prompt"][-1]["content"]
+    template = Template("judge_pairwise.j2")
+    conversation = request(prompt, texts[call["i"]], texts[call["j"]], template, ("A", "B"))
+    stored = json.loads(call["raw"])
+    by_judge, by_generator = (
+        label_logprobs(judge, conversation),
+        label_logprobs(generator, conversation),
+    )
+    for label in "AB":
+        assert math.isclose(stored[label], by_judge[label], abs_tol=tol), (stored, by_judge)
+    assert max(abs(by_judge[x] - by_generator[x]) for x in "AB") > 3 * tol  # the check can fail
+    p = math.exp(by_judge["A"]) / (math.exp(by_judge["A"]) + math.exp(by_judge["B"]))
+    assert math.isclose(call["p_first"], p, abs_tol=tol)

@@ -65,6 +65,6 @@ if __name__ == "__main__":
         "forward": [v.matrix for v in verdicts[: len(items)]],
         "reversed": [v.matrix for v in verdicts[len(items) :]],
     }
-    out["eval"] = evaluate(engine, probes[: size + 2], JudgeConfig(), list(MODES))
+    out["eval"] = evaluate(engine, probes[:size], JudgeConfig(), list(MODES))
     engine.close()
     print(json.dumps(out))

@@ -1,7 +1,10 @@
 """Seeds on the real vLLM engine: a stored seed reproduces its answer, and answers are independent.
 
-Run as a script (vLLM needs a `__main__` guard): python tests/seed_independence.py RUN_DIR
+Run as a script (vLLM needs a `__main__` guard):
+    python tests/seed_independence.py RUN_DIR [VLLM_ARGS_JSON]
+(the manifest keeps only the vllm_args that change samples; the rest come as the argument)
 Prints one JSON line:
+- "vllm_args": the run's `engine.vllm_args` as the loaded engine holds them;
 - "refused": the one-line error a prompt longer than the context gets through sao's engine
   guard (it must stop the run, not be retried);
 - "regenerated": for a few answers of the run, the stored text and the text of one new n=1
@@ -9,8 +12,8 @@ Prints one JSON line:
 - "old" / "new": how often answers that the scheme before issue 14 seeded alike (answer j+1 of
   prompt i and answer j of prompt i+1) open with the same word, against answers of the same
   neighbouring prompts that never shared a seed (answer j of prompts i and i+1), on 64 similar
-  requests with K=8. "old" sends the requests as that scheme did (request i: seed base + i,
-  n = K), written here against vLLM's own API; "new" runs sao's response stage.
+  requests with K=8, 8 tokens each. "old" sends the requests as that scheme did (request i:
+  seed base + i, n = K), written here against vLLM's own API; "new" runs sao's response stage.
 """
 
 import json
@@ -25,7 +28,7 @@ from sao.models import resolve_model
 from sao.stages import responses
 from sao.store import read_manifest, read_records
 
-K, BASE, WORDS = 8, 1234, 1
+K, BASE, WORDS, TOKENS = 8, 1234, 1, 8  # TOKENS: the stage minimum, plenty for one word
 TOPICS = (
     "gardening", "running", "baking bread", "saving money", "learning French", "painting",
     "camping", "chess", "cycling", "cooking rice", "writing essays", "public speaking",
@@ -62,6 +65,8 @@ def agreement(texts: list[list[str]]) -> dict:
 if __name__ == "__main__":
     out = sys.argv[1]
     cfg = RunConfig.model_validate({**read_manifest(out)["config"], "output": {}})
+    if len(sys.argv) > 2:
+        cfg.engine.vllm_args = json.loads(sys.argv[2])
     engine = make_engine(cfg.engine, resolve_model(cfg.model).path, cfg.seed)
     records = read_records(out).to_pylist()
     regenerated = []
@@ -78,11 +83,11 @@ if __name__ == "__main__":
         regenerated.append({"stored": answer["text"], "again": again[0].text})
 
     prompts = [[{"role": "user", "content": p}] for p in PROMPTS]
-    stage = ResponseConfig(samples=K, temperature=0.8, max_tokens=8)
+    stage = ResponseConfig(samples=K, temperature=0.8, max_tokens=TOKENS)
     new = responses.sample(engine, prompts, stage, BASE)
     vllm = sys.modules["vllm"]
     old_params = [
-        vllm.SamplingParams(n=K, temperature=0.8, top_p=1.0, max_tokens=8, seed=BASE + i)
+        vllm.SamplingParams(n=K, temperature=0.8, top_p=1.0, max_tokens=TOKENS, seed=BASE + i)
         for i in range(len(prompts))
     ]
     old = engine.llm.chat(prompts, sampling_params=old_params, use_tqdm=False)
@@ -92,10 +97,16 @@ if __name__ == "__main__":
         GuardedEngine(engine).chat(too_long, Sampling(max_tokens=8))
     except RequestRefused as exc:
         refused = str(exc)
+    config = engine.llm.llm_engine.vllm_config  # what engine.vllm_args reached
+    applied = {
+        "max_num_seqs": config.scheduler_config.max_num_seqs,
+        "enable_prefix_caching": config.cache_config.enable_prefix_caching,
+    }
     engine.close()
     print(
         json.dumps(
             {
+                "vllm_args": applied,
                 "regenerated": regenerated,
                 "refused": refused,
                 "old": agreement([[c.text for c in o.outputs] for o in old]),

@@ -24,6 +24,8 @@ from typer.testing import CliRunner
 from sao.cli import app
 from sao.config import load_config
 from sao.models import EMBEDDED_ALIAS, cache_dir, embedded_gguf, resolve_model
+from sao.records import SCHEMA_VERSION
+from sao.seeds import SEED_SCHEME
 
 CORPUS = Path(__file__).resolve().parent / "bad_inputs"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "case.yaml").is_file())
@@ -134,6 +136,8 @@ def other_run(sandbox: Path) -> Iterator[None]:
         "engine": {"name": "hf"},
         "model": {"name": "model", "path": str(sandbox / "model"), "source": "local"},
         "templates": {},
+        "seeding": SEED_SCHEME,
+        "schema_version": SCHEMA_VERSION,
     }
     (sandbox / "out").mkdir()
     (sandbox / "out" / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

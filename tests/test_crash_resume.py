@@ -20,7 +20,7 @@ from sao.store import read_manifest, read_records
 from sao.verify import verify
 from tests.conftest import SAO, TINY
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.long]
 
 # (failpoints, shards the manifest lists after the kill); each run resumes the one before.
 KILLS = [

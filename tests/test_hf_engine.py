@@ -32,7 +32,7 @@ def test_prefix_waves_send_each_shared_prefix_once_before_its_users():
 @pytest.mark.slow
 def test_label_logprobs_match_one_conversation_at_a_time():
     # the shared-prefix KV copy computes in another batch shape than one call at a time: equal
-    # up to the dtype's batch tolerance (tests/dtypes.py: 1e-3 in fp32, 8 ulp of bf16)
+    # up to the dtype's batch tolerance (tests/dtypes.py: 1e-3 in fp32, 32 ulp of bf16)
     engine = HFEngine(resolve_model("smollm2-135m-instruct").path, batch_size=4, dtype=TEST_DTYPE)
     answers = ["Paris is the capital of France.", "Lyon.", "It is Paris, on the Seine.", "Nice"]
     convs = [
@@ -50,3 +50,15 @@ def test_label_logprobs_match_one_conversation_at_a_time():
         want = torch.log_softmax(logits, -1)[ids].tolist()
         assert got["A"] == pytest.approx(want[0], abs=batch_tolerance())
         assert got["B"] == pytest.approx(want[1], abs=batch_tolerance())
+
+
+@pytest.mark.slow
+def test_hf_args_reach_from_pretrained():
+    path = resolve_model("smollm2-135m-instruct").path
+    engine = HFEngine(path, dtype="float32", hf_args={"attn_implementation": "eager"})
+    assert engine.model.config._attn_implementation == "eager"  # the default here is sdpa
+    default = HFEngine(path, dtype="float32")
+    assert default.model.config._attn_implementation != "eager"
+    conversation = [[{"role": "user", "content": "Say A or B."}]]
+    eager, sdpa = (e.label_logprobs(conversation, ["A", "B"])[0] for e in (engine, default))
+    assert eager == pytest.approx(sdpa, abs=1e-3)  # the same model, another attention kernel

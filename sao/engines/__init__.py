@@ -49,7 +49,11 @@ def make_engine(
             from sao.engines.hf import HFEngine
 
             return HFEngine(
-                model_path, dtype=cfg.dtype, batch_size=cfg.batch_size, revision=revision
+                model_path,
+                dtype=cfg.dtype,
+                batch_size=cfg.batch_size,
+                revision=revision,
+                hf_args=cfg.hf_args,
             )
         if name == "vllm":
             from sao.engines.vllm import VLLMEngine
@@ -61,6 +65,7 @@ def make_engine(
                 seed=seed,
                 gpu_memory_utilization=cfg.gpu_memory_utilization,
                 revision=revision,
+                **cfg.vllm_args,
             )
         if name == "openai":
             from sao.engines.openai import OpenAIEngine
@@ -86,6 +91,7 @@ def make_engine(
                 batch_size=cfg.batch_size,
                 gpu_memory_utilization=cfg.gpu_memory_utilization,
                 revision=revision,
+                vllm_args=cfg.vllm_args,
             )
     except SaoError:
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 from sao.engines.base import (
     Completion,
@@ -31,6 +32,7 @@ class HFEngine:
         dtype: str = "auto",
         batch_size: int = 32,
         revision: str | None = None,
+        hf_args: dict[str, Any] | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -48,10 +50,15 @@ class HFEngine:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        hf_args = hf_args or {}
         self.model = AutoModelForCausalLM.from_pretrained(
-            model_path, dtype=self.dtype, revision=revision
+            model_path, dtype=self.dtype, revision=revision, **hf_args
         )
-        self.model.to(self.device).eval()
+        if "device_map" in hf_args:  # placed by accelerate: inputs go where the embeddings are
+            self.device = str(self.model.get_input_embeddings().weight.device)
+        else:
+            self.model.to(self.device)
+        self.model.eval()
         gen = self.model.generation_config
         eos = gen.eos_token_id if gen.eos_token_id is not None else self.tokenizer.eos_token_id
         self.eos_ids = set(eos if isinstance(eos, list) else [eos])

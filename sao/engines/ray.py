@@ -28,6 +28,7 @@ from sao.engines.base import (
     require_chat_template,
     single_token_ids,
 )
+from sao.engines.engine_args import check_vllm_args
 from sao.engines.hardware import VLLM_CPU_ENGINE_KWARGS, VLLM_CPU_ENV, resolve_dtype
 from sao.engines.prefix import in_waves
 from sao.errors import SaoError
@@ -58,7 +59,9 @@ class RayEngine:
         batch_size: int = 32,
         gpu_memory_utilization: float = 0.9,
         revision: str | None = None,
+        vllm_args: dict[str, Any] | None = None,
     ) -> None:
+        check_vllm_args(vllm_args or {})
         try:
             import ray
             import ray.data.llm  # the processor: checked here, built in _start
@@ -88,6 +91,7 @@ class RayEngine:
                 batch_size,
                 gpu_memory_utilization,
                 revision,
+                vllm_args or {},
             )
         except BaseException:
             self.close()  # a cluster started here goes with the failed engine
@@ -103,8 +107,12 @@ class RayEngine:
         batch_size: int,
         gpu_memory_utilization: float,
         revision: str | None,
+        vllm_args: dict[str, Any],
     ) -> None:
-        """Build the processor, start its dataset, and wait until every replica answers."""
+        """Build the processor, start its dataset, and wait until every replica answers.
+
+        A replica reserves tensor_parallel_size × pipeline_parallel_size GPUs (Ray Data's
+        placement group from the engine kwargs); a cluster with fewer is refused here."""
         ray = self._ray
         from ray.data.llm import build_processor, vLLMEngineProcessorConfig
 
@@ -125,6 +133,15 @@ class RayEngine:
             engine_kwargs["dtype"] = resolve_dtype(dtype, gpu=False)
             extra["placement_group_config"] = {"bundle_per_worker": {"CPU": 1}}
             extra["runtime_env"] = {"env_vars": _CPU_ENV}
+        engine_kwargs.update(vllm_args)
+        per_replica = int(vllm_args.get("tensor_parallel_size", 1)) * int(
+            vllm_args.get("pipeline_parallel_size", 1)
+        )
+        if gpus and replicas * per_replica > gpus:
+            raise SaoError(
+                f"{replicas} replicas of {per_replica} GPUs each need {replicas * per_replica} "
+                f"GPUs; the Ray cluster has {gpus:g}: lower engine.replicas or the parallel sizes"
+            )
         self.replicas = replicas
         self.batch_size = batch_size
         processor = build_processor(

@@ -9,6 +9,7 @@ from sao.engines.base import (
     require_chat_template,
     single_token_ids,
 )
+from sao.engines.engine_args import check_vllm_args
 from sao.engines.hardware import (
     VLLM_CPU_ENGINE_KWARGS,
     cuda_available,
@@ -46,6 +47,8 @@ class VLLMEngine:
             ) from None
         self._vllm = vllm
         self.version = vllm.__version__
+        check_vllm_args(engine_kwargs)
+        engine_kwargs = {"enable_prefix_caching": True, **engine_kwargs}  # engine.vllm_args win
         if not cuda_available():
             engine_kwargs = {**VLLM_CPU_ENGINE_KWARGS, **engine_kwargs}
             dtype = resolve_dtype(dtype, gpu=False)
@@ -55,7 +58,6 @@ class VLLMEngine:
             max_model_len=max_model_len,
             seed=seed,
             gpu_memory_utilization=gpu_memory_utilization,
-            enable_prefix_caching=True,
             revision=revision,
             tokenizer_revision=revision,
             **engine_kwargs,
