@@ -17,6 +17,7 @@ from sao.cli_views import (
     print_judge_agreement,
     print_judge_eval,
     print_plan,
+    print_preview,
     print_report,
     print_summary,
 )
@@ -46,7 +47,7 @@ def user_errors(fn):
             raise typer.Exit(exc.exit_code) from None
         except (KeyboardInterrupt, Terminated) as exc:
             name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
-            if fn.__name__ == "generate":
+            if fn.__name__ == "generate" and "--preview" not in sys.argv:
                 line = f"committed shards are kept; resume with: {resume_command()}"
             else:
                 line = "nothing was left half-written"
@@ -115,10 +116,18 @@ def generate(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the resolved config and plan, then exit.")
     ] = False,
+    preview: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Run the first N personas through every stage, print them, write nothing."
+        ),
+    ] = None,
 ) -> None:
     """Generate a preference dataset. Example: sao generate --personas 64 --out runs/first"""
     if overwrite and extend:
         raise SaoError("--overwrite and --extend exclude each other: pick one")
+    if preview is not None and (dry_run or overwrite or extend):
+        raise SaoError("--preview writes nothing: it goes without --dry-run, --overwrite, --extend")
     from sao.config import FilterConfig, load_config
     from sao.pipeline import generate as run
 
@@ -142,6 +151,11 @@ def generate(
         cfg = cfg.model_copy(
             update={"filters": FilterConfig(exact=False, near_duplicate=None, rouge_l=None)}
         )
+    if preview is not None:
+        from sao.preview import preview as show
+
+        print_preview(show(cfg, preview, err))
+        return
     mode = "overwrite" if overwrite else "extend" if extend else "resume"
     result = run(cfg, err, dry_run=dry_run, mode=mode)
     if dry_run:
@@ -277,6 +291,7 @@ def judge_eval_cmd(
 
     from sao.config import load_config
     from sao.engines import make_engine, resolve_engine_name
+    from sao.engines.guard import GuardedEngine, failures_as_one_line
     from sao.judge_eval import MODES, bundled_probes, evaluate, load_probes
     from sao.models import resolve_model
 
@@ -292,9 +307,12 @@ def judge_eval_cmd(
     engine_cfg = cfg.judge_engine() if cfg.judge.model else cfg.engine
     name = resolve_engine_name(engine_cfg.name)
     with err.status(f"loading {resolved.name} on engine {name}"):
-        backend = make_engine(engine_cfg, resolved.path, cfg.seed, resolved.revision)
+        backend = GuardedEngine(make_engine(engine_cfg, resolved.path, cfg.seed, resolved.revision))
     try:
-        with err.status(f"judging {len(items)} probes in {len(chosen)} modes"):
+        with (
+            failures_as_one_line("judge-eval"),
+            err.status(f"judging {len(items)} probes in {len(chosen)} modes"),
+        ):
             result = evaluate(backend, items, cfg.judge, chosen)
     finally:
         backend.close()
@@ -331,7 +349,9 @@ def judge_agreement_cmd(
 
     from sao.config import RunConfig
     from sao.engines import make_engine, resolve_engine_name
+    from sao.engines.guard import GuardedEngine, failures_as_one_line
     from sao.judge_agreement import compare, rejudge
+    from sao.model_digest import folder_digest
     from sao.models import resolve_model
     from sao.store import read_manifest, read_records
 
@@ -350,6 +370,11 @@ def judge_agreement_cmd(
     name = resolve_engine_name(cfg.engine.name)
     if name in ("openai", "ray"):
         raise SaoError("judge-agreement loads both judges here: use --engine hf or vllm")
+    if ran.get("digest") and folder_digest(ran["path"]) != ran["digest"]:
+        raise SaoError(
+            f"the run's judge {ran['name']} has other weights now than when it judged the run "
+            f"(digest of {ran['path']} changed): its verdicts cannot be reproduced"
+        )
     other = resolve_model(judge_model)
     engines = []
     try:
@@ -358,8 +383,11 @@ def judge_agreement_cmd(
             (other.name, other.path, other.revision),
         ):
             with err.status(f"loading {label} on engine {name}"):
-                engines.append(make_engine(cfg.engine, path, cfg.seed, revision))
-        with err.status(f"judging {len(records)} records with {other.name}"):
+                engines.append(GuardedEngine(make_engine(cfg.engine, path, cfg.seed, revision)))
+        with (
+            failures_as_one_line("judge-agreement"),
+            err.status(f"judging {len(records)} records with {other.name}"),
+        ):
             result = compare(records, rejudge(cfg, records, *engines), cfg.judge.tie_band)
     finally:
         for backend in engines:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 out = Console(width=None if sys.stdout.isatty() else 120)  # logs and pipes: wide tables fit
@@ -196,7 +197,9 @@ def print_judge_agreement(result: dict[str, Any]) -> None:
         "same preferred answer", _fmt(result["agreement"]), f"{result['decided_pairs']} pairs"
     )
     table.add_row(
-        "same best answer", _fmt(result["best_answer_agreement"]), f"{result['records']} records"
+        "same best answer",
+        _fmt(result["best_answer_agreement"]),
+        f"{result['best_answer_records']} records",
     )
     r = result["p_correlation"]
     table.add_row("P correlation (r)", "-" if r is None else f"{r:.3f}", f"{result['cells']} cells")
@@ -213,3 +216,34 @@ def print_judge_agreement(result: dict[str, Any]) -> None:
         "more the run's judge favours the run's answers over the other model's than the other "
         "judge does (positive: each judge leans to its own model)"
     )
+
+
+def print_preview(records: list[dict]) -> None:
+    """Each previewed record: persona, prompt, the K answers with scores, P, pairs, flags."""
+    for number, rec in enumerate(records, start=1):
+        out.rule(f"record {number} of {len(records)}")
+        if rec["persona"]:
+            out.print(f"[bold]persona[/bold] {escape(rec['persona'])}", soft_wrap=True)
+        out.print(f"[bold]prompt[/bold] {escape(rec['prompt'][-1]['content'])}", soft_wrap=True)
+        for i, (answer, score) in enumerate(zip(rec["responses"], rec["scores"], strict=True)):
+            cut = " [dim](cut at max_tokens)[/dim]" if answer["finish_reason"] == "length" else ""
+            out.print(f"[bold]answer {i}[/bold] score {score:.3f}{cut}", soft_wrap=True)
+            out.print(answer["text"], soft_wrap=True, markup=False)
+        k = len(rec["responses"])
+        matrix = Table(title=escape(f"P (judged by {rec['judge_model']}; * estimated)"))
+        matrix.add_column("")
+        for j in range(k):
+            matrix.add_column(str(j), justify="right")
+        for i, row in enumerate(rec["pref_matrix"]):
+            cells = [
+                f"{p:.2f}{'*' if rec['pref_estimated'][i][j] else ''}" for j, p in enumerate(row)
+            ]
+            matrix.add_row(str(i), *cells)
+        out.print(matrix)
+        pairs = ", ".join(
+            f"{p['chosen']} > {p['rejected']} (margin {p['margin']:.3f})" for p in rec["pairs"]
+        )
+        out.print(f"[bold]pairs[/bold] {pairs or 'none'}", soft_wrap=True)
+        if rec["flags"]:
+            out.print(f"[bold]flags[/bold] {escape(', '.join(rec['flags']))}", soft_wrap=True)
+    out.print(f"{len(records)} records previewed; nothing was written")

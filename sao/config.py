@@ -225,11 +225,12 @@ class ResponseConfig(_Section):
     max_tokens: int = Field(256, ge=8)
 
 
-JudgeMode = Literal["pairwise-logprob", "pairwise-text", "rubric"]
+JudgeMode = Literal["pairwise-logprob", "pairwise-text", "rubric", "reward-model"]
 DEFAULT_JUDGE_TEMPLATES: dict[str, str] = {
     "pairwise-logprob": "judge_pairwise.j2",
     "pairwise-text": "judge_pairwise_text.j2",
     "rubric": "judge_rubric.j2",
+    "reward-model": "judge_reward.j2",
 }
 
 
@@ -248,7 +249,8 @@ class JudgeConfig(_Section):
     )
     mode: JudgeMode = Field(
         "pairwise-logprob",
-        description="pairwise-logprob | pairwise-text (no logprobs needed) | rubric (pointwise)",
+        description="pairwise-logprob | pairwise-text (no logprobs needed) | rubric (pointwise) "
+        "| reward-model (judge.model is a sequence-classification reward model)",
     )
     template: str | None = Field(None, description="jinja2 template; null: the mode's default")
     labels: tuple[str, str] = Field(("A", "B"), description="single-token verdict labels")
@@ -261,6 +263,11 @@ class JudgeConfig(_Section):
     )
     rubric_scale: float = Field(
         1.3, gt=0, description="rubric: P[i][j] = sigmoid((s_i - s_j) / scale); judge-eval fits it"
+    )
+    reward_scale: float = Field(
+        1.0,
+        gt=0,
+        description="reward-model: P[i][j] = sigmoid((r_i - r_j) / scale) over the raw rewards",
     )
     tie_band: float = Field(
         0.02, ge=0, lt=0.5, description="|P - 1/2| within this is a tie (and breaks a cycle)"
@@ -312,7 +319,13 @@ class RunConfig(_Section):
 
     @model_validator(mode="after")
     def _judge_engine_keys(self) -> RunConfig:
-        """judge.engine holds engine keys only, valid ones, and only beside a judge model."""
+        """judge.engine holds engine keys only, valid ones, and only beside a judge model; a
+        reward model is never the generator."""
+        if self.judge.mode == "reward-model" and self.judge.model is None:
+            raise ValueError(
+                "judge.mode reward-model needs judge.model: a sequence-classification reward "
+                "model (the generator writes text, it gives no reward)"
+            )
         if not self.judge.engine:
             return self
         if self.judge.model is None:

@@ -14,9 +14,10 @@ def load_engine(
     cfg: RunConfig, engine_cfg: EngineConfig, model: ResolvedModel, console: Console, judges: bool
 ) -> Engine:
     """Load one of the run's engines; the one that `judges` must suit the judge mode."""
-    name = resolve_engine_name(engine_cfg.name)
+    reward = judges and cfg.judge.mode == "reward-model"
+    name = "hf-reward" if reward else resolve_engine_name(engine_cfg.name)
     with console.status(f"loading {model.name} on engine {name}"):
-        engine = make_engine(engine_cfg, model.path, cfg.seed, model.revision)
+        engine = make_engine(engine_cfg, model.path, cfg.seed, model.revision, reward=reward)
     if judges and cfg.judge.mode == "pairwise-logprob" and not engine.supports_logprobs:
         engine.close()
         raise SaoError(

@@ -81,7 +81,7 @@ def compare(records: list[dict], rejudged: Rejudged, tie_band: float) -> dict[st
     """Agreement, correlation and self-preference of the run's judge and the other one."""
     run_cells, other_cells = [], []
     decided = same = 0
-    best_same = 0
+    best_same = compared = 0
     for rec, theirs in zip(records, rejudged.verdicts, strict=True):
         k = len(rec["responses"])
         for i in range(k):
@@ -95,7 +95,9 @@ def compare(records: list[dict], rejudged: Rejudged, tie_band: float) -> dict[st
                 if a and b:
                     decided += 1
                     same += a == b
-        best_same += int(np.argmax(rec["scores"])) == int(np.argmax(theirs.scores))
+        if not any(map(any, rec["pref_estimated"])) and not any(map(any, theirs.estimated)):
+            compared += 1  # both judges measured every cell: their best answers are theirs
+            best_same += int(np.argmax(rec["scores"])) == int(np.argmax(theirs.scores))
     duels = [
         (mine.matrix[0][1], theirs.matrix[0][1])
         for mine, theirs in zip(rejudged.duel_run, rejudged.duel_other, strict=True)
@@ -108,7 +110,8 @@ def compare(records: list[dict], rejudged: Rejudged, tie_band: float) -> dict[st
         "cells": len(run_cells),
         "decided_pairs": decided,
         "agreement": same / decided if decided else None,
-        "best_answer_agreement": best_same / len(records) if records else None,
+        "best_answer_agreement": best_same / compared if compared else None,
+        "best_answer_records": compared,
         "p_correlation": pearson(run_cells, other_cells),
         "self_preference": {
             "run_judge_prefers_run_answer": run_mean,

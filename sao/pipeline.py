@@ -7,6 +7,7 @@ and commit each shard the folder does not hold yet; the work of a shard is in `s
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -17,6 +18,7 @@ from sao.config import RunConfig
 from sao.engine_setup import load_engine, unloaded_model
 from sao.engines import Engine, resolve_engine_name
 from sao.engines.guard import EngineSlot
+from sao.engines.hardware import cuda_available, resolve_dtype
 from sao.filter_feed import FilterFeed
 from sao.models import ResolvedModel, resolve_model
 from sao.personas import Persona, choose_personas
@@ -37,6 +39,64 @@ from sao.templates import Template
 from sao.totals import totals
 
 
+@dataclass
+class Prepared:
+    """What a run needs before any engine loads: personas, templates, and both models."""
+
+    chosen: list[Persona]
+    about_personas: dict[str, Any]
+    templates: dict[str, Template]
+    engine_name: str
+    judge_name: str
+    model: ResolvedModel
+    judge_model: ResolvedModel | None  # None: the generator judges itself
+
+
+def prepare(cfg: RunConfig, *, load: bool, mode: str, write: bool = True) -> Prepared:
+    """Personas, templates and models, every input checked in one line before any load.
+
+    `load`: make the models ready (the embedded one converted once, a hub id pinned) and check
+    the judge's token budget; `write`: the output folder must be writable.
+    """
+    chosen, about_personas = choose_personas(cfg)
+    templates = {
+        "prompts": Template(cfg.prompts.template),
+        "judge": Template(cfg.judge.template_name()),
+    }
+    engine_name = resolve_engine_name(cfg.engine.name)
+    reward = cfg.judge.mode == "reward-model"
+    judge_name = "hf-reward" if reward else resolve_engine_name(cfg.judge_engine().name)
+    model = unloaded_model(cfg.model, engine_name)
+    judge_model = unloaded_model(cfg.judge.model, judge_name) if cfg.judge.model else None
+    preflight(cfg, model, chosen, templates, output=write)
+    if judge_model is not None:
+        check_model(judge_model)
+    if load:
+        model = prepared(model, cfg.output.dir, mode, "model")
+        if judge_model is not None:
+            judge_model = prepared(judge_model, cfg.output.dir, mode, "judge_model")
+        judge_cfg = cfg.judge_engine() if judge_model is not None else cfg.engine
+        section = "judge.engine" if judge_model is not None else "engine"
+        check_token_budget(cfg, judge_cfg, judge_model or model, templates, section)
+    return Prepared(chosen, about_personas, templates, engine_name, judge_name, model, judge_model)
+
+
+def engine_slots(
+    cfg: RunConfig, ready: Prepared, console: Console, engine: Engine | None = None
+) -> tuple[EngineSlot, EngineSlot]:
+    """The generator's engine slot and the judge's (the same slot when the generator judges)."""
+    model, judge_model = ready.model, ready.judge_model
+    slot = EngineSlot(
+        lambda: load_engine(cfg, cfg.engine, model, console, judges=judge_model is None), engine
+    )
+    if judge_model is None:
+        return slot, slot
+    judge_slot = EngineSlot(
+        lambda: load_engine(cfg, cfg.judge_engine(), judge_model, console, judges=True)
+    )
+    return slot, judge_slot
+
+
 def generate(
     cfg: RunConfig,
     console: Console,
@@ -51,24 +111,9 @@ def generate(
     `mode` is `Store.open`'s: "resume" (the default), "overwrite" or "extend".
     """
     started = time.perf_counter()
-    chosen, about_personas = choose_personas(cfg)
-    templates = {
-        "prompts": Template(cfg.prompts.template),
-        "judge": Template(cfg.judge.template_name()),
-    }
-    engine_name = resolve_engine_name(cfg.engine.name)
-    judge_name = resolve_engine_name(cfg.judge_engine().name)
-    model = unloaded_model(cfg.model, engine_name)
-    judge_model = unloaded_model(cfg.judge.model, judge_name) if cfg.judge.model else None
-    preflight(cfg, model, chosen, templates)
-    if judge_model is not None:
-        check_model(judge_model)
-    if not dry_run:
-        model = prepared(model, cfg.output.dir, mode, "model")
-        if judge_model is not None:
-            judge_model = prepared(judge_model, cfg.output.dir, mode, "judge_model")
-        judge_cfg = cfg.judge_engine() if judge_model is not None else cfg.engine
-        check_token_budget(cfg, judge_cfg, judge_model or model, templates)
+    ready = prepare(cfg, load=not dry_run, mode=mode)
+    chosen, templates = ready.chosen, ready.templates
+    engine_name, model, judge_model = ready.engine_name, ready.model, ready.judge_model
     plan = make_plan(cfg, len(chosen))
     if dry_run:
         return {"config": cfg.model_dump(mode="json"), "plan": plan.__dict__}
@@ -77,27 +122,21 @@ def generate(
         "sao_version": sao.__version__,
         "config": cfg.data_dict(),
         "config_hash": cfg.data_hash(),
-        "engine": {"name": engine_name},
+        "engine": {"name": engine_name, "dtype": run_dtype(engine_name, cfg.engine.dtype)},
         "model": model_identity(model),
         "judge_model": model_identity(judge_model) if judge_model is not None else None,
         "templates": {t.name: t.sha256 for t in templates.values()},
         "packages": package_versions(engine_name),
         "environment": environment_versions(),
-        "personas": about_personas,
+        "personas": ready.about_personas,
         "seeding": SEED_SCHEME,
     }
     if judge_model is not None:
-        header["engine"]["judge"] = judge_name
-        if judge_name != engine_name:
-            header["packages"] = {**package_versions(judge_name), **header["packages"]}
-    slot = EngineSlot(
-        lambda: load_engine(cfg, cfg.engine, model, console, judges=judge_model is None), engine
-    )
-    judge_slot = slot
-    if judge_model is not None:
-        judge_slot = EngineSlot(
-            lambda: load_engine(cfg, cfg.judge_engine(), judge_model, console, judges=True)
-        )
+        header["engine"]["judge"] = ready.judge_name
+        header["engine"]["judge_dtype"] = run_dtype(ready.judge_name, cfg.judge_engine().dtype)
+        if ready.judge_name != engine_name:
+            header["packages"] = {**package_versions(ready.judge_name), **header["packages"]}
+    slot, judge_slot = engine_slots(cfg, ready, console, engine)
     prepare_s = time.perf_counter() - started
     try:
         if mode == "overwrite":
@@ -119,6 +158,14 @@ def generate(
         slot.close()
         judge_slot.close()
     return store.manifest
+
+
+def run_dtype(engine_name: str, dtype: str) -> str:
+    """The dtype the engine computes in, where sao resolves `auto` itself (hf; vLLM on CPU);
+    elsewhere (vLLM on a GPU, servers, Ray replicas) the configured value."""
+    if engine_name == "hf" or (engine_name == "vllm" and not cuda_available()):
+        return resolve_dtype(dtype)
+    return dtype
 
 
 def prepared(model: ResolvedModel, out_dir: str, mode: str, key: str) -> ResolvedModel:

@@ -26,6 +26,8 @@ def judge_calls_per_record(cfg: RunConfig) -> tuple[int, int]:
     k, jc = cfg.responses.samples, cfg.judge
     if jc.mode == "rubric":
         return k, 1 if jc.rubric_scoring != "json" else jc.max_tokens
+    if jc.mode == "reward-model":
+        return k, 0  # one forward pass per answer, nothing generated
     calls = 2 * len(schedule(k, jc.opponents))
     return calls, 1 if jc.mode == "pairwise-logprob" else jc.max_tokens
 

@@ -13,7 +13,7 @@ from sao.errors import SaoError
 from sao.models import ResolvedModel, has_chat_template
 from sao.personas import Persona
 from sao.plan import judge_calls_per_record
-from sao.stages import judge, judge_rubric, prompts
+from sao.stages import judge, judge_reward, judge_rubric, prompts
 from sao.templates import Template
 
 SAMPLE_PERSONA = "A retired teacher who grows tomatoes."
@@ -22,13 +22,19 @@ SAMPLE_ANSWERS = ("Water them at the roots.", "Give them sun and good soil.")
 
 
 def preflight(
-    cfg: RunConfig, model: ResolvedModel, personas: list[Persona], templates: dict[str, Template]
+    cfg: RunConfig,
+    model: ResolvedModel,
+    personas: list[Persona],
+    templates: dict[str, Template],
+    output: bool = True,
 ) -> None:
-    """Raise a one-line SaoError for any input that would fail later in the run."""
+    """Raise a one-line SaoError for any input that would fail later in the run (`output`:
+    the output folder too, for a run that writes one)."""
     check_templates(cfg, personas, templates)
     check_model(model)
     check_engine_args(cfg)
-    check_output(Path(cfg.output.dir))
+    if output:
+        check_output(Path(cfg.output.dir))
 
 
 def check_engine_args(cfg: RunConfig) -> None:
@@ -72,6 +78,9 @@ def check_templates(
     _nonempty(templates["prompts"], prompts.requests([persona], templates["prompts"])[0])
     judge_template = templates["judge"]
     first, second = SAMPLE_ANSWERS
+    if cfg.judge.mode == "reward-model":
+        _nonempty(judge_template, judge_reward.request(SAMPLE_PROMPT, first, judge_template))
+        return
     if cfg.judge.mode == "rubric":
         for answer_format in ("digit", "json"):
             turns = judge_rubric.request(SAMPLE_PROMPT, first, judge_template, answer_format)
@@ -101,7 +110,11 @@ def check_model(model: ResolvedModel) -> None:
 
 
 def check_token_budget(
-    cfg: RunConfig, engine: EngineConfig, model: ResolvedModel, templates: dict[str, Template]
+    cfg: RunConfig,
+    engine: EngineConfig,
+    model: ResolvedModel,
+    templates: dict[str, Template],
+    section: str = "engine",
 ) -> None:
     """The longest judge request fits the judge's context (`model` on `engine`): its template
     around a prompt of `prompts.max_chars` characters and two answers of `responses.max_tokens`
@@ -110,9 +123,9 @@ def check_token_budget(
     Answers are counted in the generator's tokens: a judge with another tokenizer may need a
     few more.
     """
-    if model.source == "server" or not model.path:
-        return
-    limit, where = context_limit(engine, model)
+    if model.source == "server" or not model.path or cfg.judge.mode == "reward-model":
+        return  # a server knows its context; a reward model reads one answer, not two
+    limit, where = context_limit(engine, model, section)
     if limit is None:
         return
     tokenizer = _tokenizer(model)
@@ -134,14 +147,17 @@ def check_token_budget(
         raise SaoError(
             f"the longest judge request needs {needed} tokens ({answers} of answers, a prompt "
             f"of {cfg.prompts.max_chars} characters) but {where} is {limit}: lower "
-            "responses.max_tokens or prompts.max_chars, or raise engine.max_model_len"
+            f"responses.max_tokens or prompts.max_chars, or raise {section}.max_model_len"
         )
 
 
-def context_limit(engine: EngineConfig, model: ResolvedModel) -> tuple[int | None, str]:
-    """The context a request must fit: vLLM's `max_model_len`, else the model's positions."""
+def context_limit(
+    engine: EngineConfig, model: ResolvedModel, section: str = "engine"
+) -> tuple[int | None, str]:
+    """The context a request must fit: vLLM's `max_model_len` (set in `section`), else the
+    model's positions."""
     if resolve_engine_name(engine.name) in ("vllm", "ray"):
-        return engine.max_model_len, "engine.max_model_len"
+        return engine.max_model_len, f"{section}.max_model_len"
     from transformers import AutoConfig
 
     try:

@@ -289,6 +289,8 @@ def setup(manifest: dict[str, Any]) -> dict[str, Any]:
     return {
         "engine": manifest["engine"].get("name"),
         "judge engine": manifest["engine"].get("judge"),
+        # `auto` resolves per machine: a resume on one without native bf16 would mix dtypes
+        "dtype": [manifest["engine"].get("dtype"), manifest["engine"].get("judge_dtype")],
         **model_setup(manifest["model"], "model"),
         **model_setup(manifest.get("judge_model") or {}, "judge model"),
         "templates": manifest["templates"],

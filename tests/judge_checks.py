@@ -6,16 +6,21 @@ import itertools
 import json
 import math
 
+POINTWISE = {"rubric": "rubric_scale", "reward-model": "reward_scale"}  # mode: its scale key
+
 
 def measured_cells(rec: dict, judge_cfg: dict) -> dict[tuple[int, int], float]:
     """P[i][j] (i < j) for every pair the judge measured, recomputed from the raw judgments."""
     k = len(rec["responses"])
     cells = {}
-    if judge_cfg["mode"] == "rubric":
+    if judge_cfg["mode"] in POINTWISE:
         scores = {j["i"]: j["score"] for j in rec["judgments"]}
+        if judge_cfg["mode"] == "reward-model":  # the raw reward, before its float32 copy
+            scores = {j["i"]: json.loads(j["raw"])["reward"] for j in rec["judgments"]}
+        scale = judge_cfg[POINTWISE[judge_cfg["mode"]]]
         for i, j in itertools.combinations(range(k), 2):
             if scores[i] is not None and scores[j] is not None:
-                gap = (scores[i] - scores[j]) / judge_cfg["rubric_scale"]
+                gap = (scores[i] - scores[j]) / scale
                 cells[(i, j)] = 1.0 / (1.0 + math.exp(-gap))
         return cells
     first = {(j["i"], j["j"]): j["p_first"] for j in rec["judgments"]}
@@ -66,11 +71,14 @@ def check_judge(rec: dict, judge_cfg: dict) -> None:
     no_mass = sum(no_label_verdict(j, judge_cfg) for j in judgments)
     assert stats["label_mass_failures"] == no_mass
     assert (f"judge_no_label_mass:{no_mass}" in rec["flags"]) == (no_mass > 0)
-    if mode == "rubric":
+    if mode in POINTWISE:
         assert len(judgments) == k and all(j["order"] == "pointwise" for j in judgments)
         assert stats["position_bias_rate"] is None
         for j in judgments:
-            if j["verdict"] != "unparsed":
+            if mode == "reward-model":
+                assert j["tokens"] == 0 and j["verdict"] == "reward"
+                assert math.isclose(j["score"], json.loads(j["raw"])["reward"], rel_tol=1e-6)
+            elif j["verdict"] != "unparsed":
                 assert 0.0 <= j["score"] <= 5.0
         return
     verdict = {(j["i"], j["j"]): j["verdict"] for j in judgments}
@@ -95,7 +103,7 @@ def check_judge(rec: dict, judge_cfg: dict) -> None:
 
 def no_label_verdict(judgment: dict, judge_cfg: dict) -> bool:
     """A logprob call whose labels were absent or carried less than `min_label_mass`."""
-    if judge_cfg["mode"] == "pairwise-text":
+    if judge_cfg["mode"] in ("pairwise-text", "reward-model"):
         return False
     try:
         lp = json.loads(judgment["raw"])

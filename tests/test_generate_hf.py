@@ -63,6 +63,7 @@ def test_every_answer_has_its_own_seed_and_row(run):
     assert all(0 <= row < batch for _, row in draws)
 
 
+@pytest.mark.long
 def test_engine_faults_stop_cleanly_then_a_rerun_regenerates_a_lost_shard(run, tmp_path):
     out, _ = run
     config = tmp_path / "retry.yaml"  # retries do not change the config hash
@@ -98,6 +99,7 @@ def test_reversing_responses_reverses_the_matrix(run):
     check_reversal(rejudge("hf", out), K, tol=batch_tolerance())  # reversed: another batch
 
 
+@pytest.mark.long
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_exits_with_a_resume_command(tiny_config, tmp_path, sig, code):
     out = tmp_path / "out"
@@ -124,3 +126,21 @@ def test_interrupt_exits_with_a_resume_command(tiny_config, tmp_path, sig, code)
     assert last == f"interrupted ({name}): committed shards are kept; resume with: {resume}"
     assert read_manifest(out)["status"] == "running"
     assert verify(out)[0] == []
+
+
+def test_preview_shows_the_first_shard_and_writes_nothing(run, tiny_config, tmp_path):
+    # the preview of a run's first shard (same personas, seeds and batches) is that shard
+    out, _ = run
+    never = tmp_path / "never"
+    args = ("generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(never))
+    proc = run_sao(*args, "--preview", str(TINY["output"]["shard_size"]))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not never.exists()
+    shown = " ".join(proc.stdout.split())
+    first = [r for r in load_records(out).to_list() if r["shard"] == 0]
+    assert first and f"{len(first)} records previewed; nothing was written" in shown
+    for rec in first:
+        assert " ".join(rec["prompt"][-1]["content"].split()) in shown
+        for answer, score in zip(rec["responses"], rec["scores"], strict=True):
+            assert " ".join(answer["text"].split()) in shown
+            assert f"score {score:.3f}" in shown

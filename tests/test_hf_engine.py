@@ -8,7 +8,6 @@ import torch
 from sao.engines.hf import HFEngine
 from sao.engines.prefix import group_by_prefix, prefix_waves
 from sao.models import resolve_model
-from tests.dtypes import TEST_DTYPE, batch_tolerance
 
 
 def test_group_by_prefix_groups_shared_heads():
@@ -32,8 +31,10 @@ def test_prefix_waves_send_each_shared_prefix_once_before_its_users():
 @pytest.mark.slow
 def test_label_logprobs_match_one_conversation_at_a_time():
     # the shared-prefix KV copy computes in another batch shape than one call at a time: equal
-    # up to the dtype's batch tolerance (tests/dtypes.py: 1e-3 in fp32, 32 ulp of bf16)
-    engine = HFEngine(resolve_model("smollm2-135m-instruct").path, batch_size=4, dtype=TEST_DTYPE)
+    # to 1e-3 in fp32. Pinned to fp32 whatever SAO_TEST_DTYPE says: the copy's logic is the
+    # same in every dtype, and bf16 cannot show it (its logits near 20 are spaced 0.125 apart,
+    # and a label log-prob moved by up to 0.18 between the two batch shapes on this model)
+    engine = HFEngine(resolve_model("smollm2-135m-instruct").path, batch_size=4, dtype="float32")
     answers = ["Paris is the capital of France.", "Lyon.", "It is Paris, on the Seine.", "Nice"]
     convs = [
         [{"role": "user", "content": f"Which is better?\nA: {a}\nB: {b}\nAnswer A or B."}]
@@ -48,8 +49,8 @@ def test_label_logprobs_match_one_conversation_at_a_time():
         with torch.inference_mode():
             logits = engine.model(**enc).logits[0, -1].float()
         want = torch.log_softmax(logits, -1)[ids].tolist()
-        assert got["A"] == pytest.approx(want[0], abs=batch_tolerance())
-        assert got["B"] == pytest.approx(want[1], abs=batch_tolerance())
+        assert got["A"] == pytest.approx(want[0], abs=1e-3)
+        assert got["B"] == pytest.approx(want[1], abs=1e-3)
 
 
 @pytest.mark.slow

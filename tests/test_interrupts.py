@@ -14,10 +14,14 @@ from sao.plan import layout
 
 @pytest.fixture
 def sigterm_raises():
-    previous = signal.getsignal(signal.SIGTERM)
+    """sao's SIGTERM handler, and Python's own for SIGINT whatever an earlier test in this
+    process (a library it imported) left there."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     install()
     yield
-    signal.signal(signal.SIGTERM, previous)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from sao.models import resolve_model
 from sao.store import read_manifest, read_records
 from sao.verify import verify
 from tests.conftest import TINY, run_sao
-from tests.dtypes import batch_tolerance
+from tests.dtypes import batch_tolerance, effective_dtype
 from tests.e2e_checks import check_judged_by
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,9 @@ def test_the_record_and_manifest_name_the_judge_and_its_weights(judged):
     assert manifest["judge_model"]["source"] == "local"
     assert manifest["judge_model"]["digest"] == folder_digest(judge_folder)
     assert manifest["judge_model"]["digest"] != manifest["model"]["digest"]
-    assert manifest["engine"] == {"name": "hf", "judge": "hf"}
+    engine = manifest["engine"]
+    assert (engine["name"], engine["judge"]) == ("hf", "hf")
+    assert engine["dtype"] == engine["judge_dtype"] == effective_dtype()  # `auto` resolved
     records = read_records(out).to_pylist()
     assert records and {r["judge_model"] for r in records} == {str(judge_folder)}
     assert verify(out)[0] == []
@@ -101,7 +103,7 @@ def test_judge_agreement_figures_recount_from_both_judges_matrices(hf_run, secon
     records = read_records(run).to_pylist()
     band = read_manifest(run)["config"]["judge"]["tie_band"]
     assert result["records"] == len(records) == len(result["per_record"])
-    mine, theirs, decided, same, best = [], [], 0, 0, 0
+    mine, theirs, decided, same, best, compared = [], [], 0, 0, 0, 0
     for rec, other in zip(records, result["per_record"], strict=True):
         assert other["record_id"] == rec["record_id"] and other["other_answer"].strip()
         k = len(rec["responses"])
@@ -115,10 +117,13 @@ def test_judge_agreement_figures_recount_from_both_judges_matrices(hf_run, secon
                 decided += 1
                 same += (p > 0.5) == (q > 0.5)
         row_means = [sum(row) / k for row in other["other_matrix"]]
-        best += rec["scores"].index(max(rec["scores"])) == row_means.index(max(row_means))
+        if not any(map(any, rec["pref_estimated"])) and not any(map(any, other["other_estimated"])):
+            compared += 1
+            best += rec["scores"].index(max(rec["scores"])) == row_means.index(max(row_means))
     assert result["cells"] == len(mine) and result["decided_pairs"] == decided
     assert result["agreement"] == (pytest.approx(same / decided) if decided else None)
-    assert result["best_answer_agreement"] == pytest.approx(best / len(records))
+    assert result["best_answer_records"] == compared
+    assert result["best_answer_agreement"] == (pytest.approx(best / compared) if compared else None)
     mx, my = sum(mine) / len(mine), sum(theirs) / len(theirs)
     cov = sum((a - mx) * (b - my) for a, b in zip(mine, theirs, strict=True))
     var = math.sqrt(sum((a - mx) ** 2 for a in mine) * sum((b - my) ** 2 for b in theirs))

@@ -100,6 +100,20 @@ def test_resume_refuses_another_seed_scheme_weights_or_package_versions(tmp_path
     served = {**start, "model": {**start["model"], "served": "m", "root": "/other"}}
     with pytest.raises(SaoError, match=r"different served model"):
         Store.open(tmp_path, served)
+    other_cpu = {**start, "engine": {**start["engine"], "dtype": "bfloat16"}}  # `auto` elsewhere
+    with pytest.raises(SaoError, match=r"different dtype; use --overwrite"):
+        Store.open(tmp_path, other_cpu)
+    judge = {"name": "j", "path": "/j", "source": "local", "digest": "j1"}
+    Store.open(tmp_path / "judged", {**start, "judge_model": judge}).close()
+    retrained = {**start, "judge_model": {**judge, "digest": "j2"}}
+    with pytest.raises(SaoError, match=r"different judge model weights; use --overwrite"):
+        Store.open(tmp_path / "judged", retrained)
+    with pytest.raises(SaoError, match=r"schema version 3, this version writes 4"):
+        old_schema = tmp_path / "v3"
+        Store.open(old_schema, start).close()
+        manifest = json.loads((old_schema / "manifest.json").read_text())
+        (old_schema / "manifest.json").write_text(json.dumps({**manifest, "schema_version": 3}))
+        Store.open(old_schema, start)
     Store.open(tmp_path, start).close()  # refusals changed nothing
 
 

@@ -36,15 +36,31 @@ def resolve_engine_name(name: str) -> str:
 
 
 def make_engine(
-    cfg: EngineConfig, model_path: str, seed: int, revision: str | None = None
+    cfg: EngineConfig,
+    model_path: str,
+    seed: int,
+    revision: str | None = None,
+    reward: bool = False,
 ) -> Engine:
     """Load the model into the configured engine; load failures become one-line errors.
 
     For `openai`, `model_path` is the served model's name ("" for the server's only model);
-    `revision` pins a hub model to one commit.
+    `revision` pins a hub model to one commit. `reward`: the model is a sequence-classification
+    reward model, loaded through transformers whatever the engine (vLLM's pooling runner is not
+    used yet).
     """
-    name = resolve_engine_name(cfg.name)
+    name = "hf-reward" if reward else resolve_engine_name(cfg.name)
     try:
+        if reward:
+            from sao.engines.reward import RewardEngine
+
+            return RewardEngine(
+                model_path,
+                dtype=cfg.dtype,
+                batch_size=cfg.batch_size,
+                revision=revision,
+                hf_args=cfg.hf_args,
+            )
         if name == "hf":
             from sao.engines.hf import HFEngine
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sao.engines.base import Completion, Engine, Message, Sampling
-from sao.errors import EngineError, RequestRefused, SaoError, describe
+from sao.errors import EngineError, EngineFailure, RequestRefused, SaoError, describe
 
 # Failures no retry can fix, by class name anywhere in the exception's classes or causes: vLLM's
 # argument checks (a prompt longer than the context), the openai client's 4xx, plain argument
@@ -57,6 +57,12 @@ class GuardedEngine:
         """The engine's `label_logprobs`, its failures as EngineError."""
         return _guarded(self.inner.label_logprobs, conversations, labels)
 
+    def rewards(self, conversations: list[list[Message]]) -> list[float]:
+        """A reward model's `rewards`, its failures as EngineError."""
+        if not hasattr(self.inner, "rewards"):
+            raise SaoError(f"engine {self.inner.name} is no reward model")
+        return _guarded(self.inner.rewards, conversations)
+
     def close(self) -> None:
         """Close the wrapped engine."""
         self.inner.close()
@@ -75,6 +81,16 @@ def _guarded(call: Callable[..., Any], *args: Any) -> Any:
                 "committed shards are kept: fix the setting and rerun the same command"
             ) from None
         raise EngineError(describe(exc)) from exc
+
+
+@contextlib.contextmanager
+def failures_as_one_line(what: str) -> Iterator[None]:
+    """For commands that do not retry (judge-eval, judge-agreement, --preview): a guarded
+    engine's failure ends the command in one line, exit 3."""
+    try:
+        yield
+    except EngineError as exc:
+        raise EngineFailure(f"{what} stopped: the engine failed ({exc})") from None
 
 
 def never_succeeds(exc: BaseException) -> BaseException | None:

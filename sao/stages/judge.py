@@ -17,7 +17,7 @@ import json
 from sao.config import JudgeConfig
 from sao.engines.base import Engine, Message
 from sao.errors import SaoError
-from sao.stages import judge_rubric
+from sao.stages import judge_reward, judge_rubric
 from sao.stages.bradley_terry import Pair, schedule
 from sao.stages.judge_diagnostics import Diagnostics
 from sao.stages.judge_text import text_calls
@@ -134,6 +134,8 @@ def judge(
     """Judge every record's answers in one batched engine call; items are (prompt, answers)."""
     if cfg.mode == "rubric":
         return judge_rubric.judge(engine, items, template, cfg)
+    if cfg.mode == "reward-model":
+        return judge_reward.judge(engine, items, template, cfg)
     if cfg.mode == "pairwise-logprob" and not getattr(engine, "supports_logprobs", True):
         raise SaoError(
             f"engine {engine.name} returns no log-probabilities: "

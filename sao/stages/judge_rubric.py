@@ -110,37 +110,42 @@ def judge(
         for text in texts
     ]
     calls = iter(score_calls(engine, conversations, how, cfg))
-    out = []
-    for _, texts in items:
-        k = len(texts)
-        mine = [next(calls) for _ in range(k)]
-        diag = Diagnostics(mode="rubric", calls=k, generated_tokens=sum(c.tokens for c in mine))
-        diag.parse_failures = sum(c.score is None for c in mine)
-        diag.label_mass_failures = sum(c.no_label_mass for c in mine)
-        measured, consistent = {}, {}
-        for i, j in combinations(range(k), 2):
-            si, sj = mine[i].score, mine[j].score
-            if si is None or sj is None:
-                continue
-            measured[(i, j)] = sigmoid((si - sj) / cfg.rubric_scale)
-            if si != sj:
-                consistent[(i, j)] = i if si > sj else j  # pointwise: no order to flip
-        judgments = [
-            {
-                "i": i,
-                "j": None,
-                "order": "pointwise",
-                "p_first": None,
-                "score": c.score,
-                "verdict": c.verdict,
-                "tokens": c.tokens,
-                "raw": c.raw,
-            }
-            for i, c in enumerate(mine)
-        ]
-        flags: list[str] = []
-        count_flag(flags, "judge_parse_failure", diag.parse_failures)
-        count_flag(flags, "judge_low_label_mass", sum(c.low_label_mass for c in mine))
-        count_flag(flags, "judge_no_label_mass", diag.label_mass_failures)
-        out.append(assemble(k, measured, judgments, diag, cfg.tie_band, consistent, flags))
-    return out
+    return [
+        pointwise_record("rubric", [next(calls) for _ in texts], cfg.rubric_scale, cfg)
+        for _, texts in items
+    ]
+
+
+def pointwise_record(mode: str, mine: list[Call], scale: float, cfg: JudgeConfig) -> Verdicts:
+    """One record's P from one score per answer: P[i][j] = σ((s_i − s_j) / scale); an answer
+    without a score leaves its cells to be estimated."""
+    k = len(mine)
+    diag = Diagnostics(mode=mode, calls=k, generated_tokens=sum(c.tokens for c in mine))
+    diag.parse_failures = sum(c.score is None for c in mine)
+    diag.label_mass_failures = sum(c.no_label_mass for c in mine)
+    measured, consistent = {}, {}
+    for i, j in combinations(range(k), 2):
+        si, sj = mine[i].score, mine[j].score
+        if si is None or sj is None:
+            continue
+        measured[(i, j)] = sigmoid((si - sj) / scale)
+        if si != sj:
+            consistent[(i, j)] = i if si > sj else j  # pointwise: no order to flip
+    judgments = [
+        {
+            "i": i,
+            "j": None,
+            "order": "pointwise",
+            "p_first": None,
+            "score": c.score,
+            "verdict": c.verdict,
+            "tokens": c.tokens,
+            "raw": c.raw,
+        }
+        for i, c in enumerate(mine)
+    ]
+    flags: list[str] = []
+    count_flag(flags, "judge_parse_failure", diag.parse_failures)
+    count_flag(flags, "judge_low_label_mass", sum(c.low_label_mass for c in mine))
+    count_flag(flags, "judge_no_label_mass", diag.label_mass_failures)
+    return assemble(k, measured, judgments, diag, cfg.tie_band, consistent, flags)
