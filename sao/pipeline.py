@@ -141,11 +141,14 @@ def generate(
     try:
         if mode == "overwrite":
             slot.get()  # a model that fails to load leaves the run to be replaced in place
-        for one, key in ((slot, "model"), (judge_slot, "judge_model")):
+        for one, key, url in (
+            (slot, "model", "base_url"),
+            (judge_slot, "judge_model", "judge_url"),
+        ):
             if header[key] is not None and header[key]["source"] == "server":
                 # the server says which model it serves before resume checks
                 header[key].update(one.get().identity())
-                header[key]["base_url"] = one.get().base_url
+                header["engine"][url] = one.get().base_url
         store = Store.open(cfg.output.dir, header, mode)
         try:
             run_shards(cfg, store, slot, judge_slot, chosen, templates, console)

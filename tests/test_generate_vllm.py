@@ -44,7 +44,7 @@ def run(tmp_path_factory, second_model):
 
 
 @pytest.fixture(scope="module")
-def seeds(run) -> dict:  # its tests are `long`: the study samples 1,024 answers on a fresh engine
+def seeds(run) -> dict:
     """Answers regenerated from their stored seeds, and the independence figures."""
     return script_json("tests/seed_independence.py", str(run), json.dumps(VLLM_ARGS))
 
@@ -72,7 +72,6 @@ def test_a_second_model_judged_on_its_own_vllm_engine(run, second_model):
     check_judged_by(records[0], str(second_model), generator, max(0.01, batch_tolerance()))
 
 
-@pytest.mark.long
 def test_vllm_args_reach_the_engine_and_stay_out_of_the_config_hash(run, seeds):
     applied = {key: seeds["vllm_args"][key] for key in VLLM_ARGS}
     assert applied == VLLM_ARGS  # read back from the loaded engine's own config
@@ -81,13 +80,11 @@ def test_vllm_args_reach_the_engine_and_stay_out_of_the_config_hash(run, seeds):
     assert manifest["config"]["judge"]["engine"] == {"max_model_len": 2048}
 
 
-@pytest.mark.long
 def test_a_prompt_longer_than_the_context_is_refused_not_retried(seeds):
     refused = seeds["refused"]
     assert refused is not None and "VLLMValidationError" in refused and "\n" not in refused
 
 
-@pytest.mark.long
 def test_every_answer_has_its_own_seed_that_alone_reproduces_it(run, seeds):
     records = load_records(run).to_list()
     every = [r["seed"] for rec in records for r in rec["responses"]]
@@ -99,7 +96,6 @@ def test_every_answer_has_its_own_seed_that_alone_reproduces_it(run, seeds):
         assert answer["again"] == answer["stored"]
 
 
-@pytest.mark.long
 def test_answers_that_shared_a_seed_before_agree_no_more_than_unrelated_ones(seeds):
     # The scheme before issue 14 seeded answer j+1 of prompt i like answer j of prompt i+1: their
     # first words agreed far more often than other answers of the same neighbouring prompts.

@@ -73,7 +73,6 @@ def test_the_judge_model_computed_the_verdicts(judged):
 
 def test_a_resume_after_the_judge_weights_change_is_refused(judged):
     out, judge_folder, args = judged
-    assert run_sao(*args).returncode == 0  # unchanged: the finished run resumes (nothing to do)
     weights = judge_folder / "model.safetensors"
     original = weights.read_bytes()
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from pathlib import Path
 
 import pytest
@@ -40,15 +39,10 @@ def test_a_folder_is_hashed_once_then_looked_up_until_a_file_changes(tmp_path, c
     real = model_digest.sha256_file
     monkeypatch.setattr(model_digest, "sha256_file", lambda p: hashed.append(p.name) or real(p))
 
-    start = time.perf_counter()
     first = folder_digest(folder)
-    hash_s = time.perf_counter() - start
     assert sorted(hashed) == ["config.json", "model.safetensors"]  # README is not the model
-    start = time.perf_counter()
     again = folder_digest(folder)
-    lookup_s = time.perf_counter() - start
-    assert again == first and len(hashed) == 2  # no file read again
-    assert lookup_s < hash_s / 5, (lookup_s, hash_s)
+    assert again == first and len(hashed) == 2  # looked up: no file read again
 
     (folder / "README.md").write_text("edited")
     assert folder_digest(folder) == first and len(hashed) == 2

@@ -113,7 +113,7 @@ class OpenAIEngine:
     ) -> list[dict[str, float]]:
         """Log-probability of each label as the first generated token, from `top_logprobs`.
 
-        A label outside the top 20 counts as -inf (the judge flags the call's low label mass).
+        A label outside the top 20 counts as -inf: the judge then reads no verdict from the call.
         Calls sharing a prefix go in waves, so the server's prefix cache computes it once.
         """
 
