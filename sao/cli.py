@@ -287,7 +287,6 @@ def judge_eval_cmd(
     ] = None,
 ) -> None:
     """Measure each judge mode on probes with a known better answer. Example: sao judge-eval"""
-    import json
 
     from sao.config import load_config
     from sao.engines import make_engine, resolve_engine_name
@@ -319,11 +318,7 @@ def judge_eval_cmd(
     result.update(model=resolved.name, engine=name)
     print_judge_eval(result)
     if json_out is not None:
-        try:
-            json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise SaoError(f"cannot write {json_out}: {exc.strerror or exc}") from None
-        out.print(f"wrote {json_out}")
+        write_json(json_out, result)
 
 
 @app.command("judge-agreement")
@@ -343,7 +338,6 @@ def judge_agreement_cmd(
 ) -> None:
     """Re-judge a run's answers with another model; report agreement, P correlation and
     self-preference. Example: sao judge-agreement out --judge-model ./other-model"""
-    import json
 
     from pydantic import ValidationError
 
@@ -395,11 +389,18 @@ def judge_agreement_cmd(
     result.update(run_judge=ran["name"], other_judge=other.name, engine=name, mode=cfg.judge.mode)
     print_judge_agreement(result)
     if json_out is not None:
-        try:
-            json_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise SaoError(f"cannot write {json_out}: {exc.strerror or exc}") from None
-        out.print(f"wrote {json_out}")
+        write_json(json_out, result)
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """A command's results as JSON at `path`; an unwritable path is one line."""
+    import json
+
+    try:
+        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise SaoError(f"cannot write {path}: {exc.strerror or exc}") from None
+    out.print(f"wrote {path}")
 
 
 @config_app.command("init")
