@@ -63,14 +63,20 @@ class Recorder:
         if self.first_call_at is None:
             self.first_call_at = time.perf_counter()
 
-    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
+    def chat(
+        self, conversations: list[list[Message]], params: Sampling, template_kwargs: Any = None
+    ) -> list[list[Completion]]:
+        no_template_kwargs(template_kwargs)
         self._started()
         self.calls.append(("chat", conversations, params))
         out = self.inner.chat(conversations, params)
         self.tokens += sum(c.num_tokens for cs in out for c in cs)
         return out
 
-    def label_logprobs(self, conversations: list[list[Message]], labels: list[str]):
+    def label_logprobs(
+        self, conversations: list[list[Message]], labels: list[str], template_kwargs: Any = None
+    ):
+        no_template_kwargs(template_kwargs)
         self._started()
         self.calls.append(("label_logprobs", conversations, labels))
         out = self.inner.label_logprobs(conversations, labels)
@@ -79,6 +85,13 @@ class Recorder:
 
     def close(self) -> None:
         pass
+
+
+def no_template_kwargs(template_kwargs: Any) -> None:
+    """The bare baselines render the default chat template: a config with template variables
+    cannot be compared with them."""
+    if template_kwargs:
+        sys.exit("the overhead benchmark renders default chat templates: drop chat_template_kwargs")
 
 
 def reset_server_cache(base_url: str) -> bool:

@@ -293,6 +293,7 @@ def judge_eval_cmd(
     from sao.engines.guard import GuardedEngine, failures_as_one_line
     from sao.judge_eval import MODES, bundled_probes, evaluate, load_probes
     from sao.models import resolve_model
+    from sao.preflight import check_verdict_first
 
     chosen = [m.strip() for m in modes.split(",") if m.strip()]
     unknown = [m for m in chosen if m not in MODES]
@@ -312,6 +313,11 @@ def judge_eval_cmd(
             failures_as_one_line("judge-eval"),
             err.status(f"judging {len(items)} probes in {len(chosen)} modes"),
         ):
+            if {"single-order", "pairwise-logprob", "rubric"} & set(chosen):
+                reads_labels = cfg.model_copy(
+                    update={"judge": cfg.judge.model_copy(update={"mode": "pairwise-logprob"})}
+                )
+                check_verdict_first(backend, reads_labels, resolved.name)
             result = evaluate(backend, items, cfg.judge, chosen)
     finally:
         backend.close()
@@ -347,6 +353,7 @@ def judge_agreement_cmd(
     from sao.judge_agreement import compare, rejudge
     from sao.model_digest import folder_digest
     from sao.models import resolve_model
+    from sao.preflight import check_verdict_first
     from sao.store import read_manifest, read_records
 
     manifest = read_manifest(run)
@@ -382,6 +389,7 @@ def judge_agreement_cmd(
             failures_as_one_line("judge-agreement"),
             err.status(f"judging {len(records)} records with {other.name}"),
         ):
+            check_verdict_first(engines[1], cfg, other.name)
             result = compare(records, rejudge(cfg, records, *engines), cfg.judge.tie_band)
     finally:
         for backend in engines:

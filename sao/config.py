@@ -93,6 +93,20 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _system_field() -> Any:
+    """A stage's system message: one place for its default and description."""
+    return Field(None, description="system message sent before this stage's user turn; null: none")
+
+
+def _template_kwargs_field() -> Any:
+    """A stage's chat-template variables: one place for its default and description."""
+    return Field(
+        default_factory=dict,
+        description="variables for the chat template on every engine "
+        "(e.g. enable_thinking: false for a thinking model)",
+    )
+
+
 class EngineConfig(_Section):
     """Which inference backend runs the model, and how."""
 
@@ -197,6 +211,8 @@ class PromptConfig(_Section):
     max_tokens: int = Field(96, ge=8)
     min_chars: int = Field(12, ge=1, description="shorter cleaned prompts are rejected")
     max_chars: int = Field(800, ge=16, description="longer cleaned prompts are rejected")
+    system: str | None = _system_field()
+    chat_template_kwargs: dict[str, Any] = _template_kwargs_field()
 
     @model_validator(mode="after")
     def _not_greedy_copies(self) -> PromptConfig:
@@ -223,6 +239,8 @@ class ResponseConfig(_Section):
     temperature: float = Field(0.8, gt=0, description="above 0: K greedy answers would be one")
     top_p: float = Field(1.0, gt=0, le=1, description="1.0 skips a full-vocab sort per token")
     max_tokens: int = Field(256, ge=8)
+    system: str | None = _system_field()
+    chat_template_kwargs: dict[str, Any] = _template_kwargs_field()
 
 
 JudgeMode = Literal["pairwise-logprob", "pairwise-text", "rubric", "reward-model"]
@@ -278,10 +296,28 @@ class JudgeConfig(_Section):
         lt=0.5,
         description="logprob judges: labels carrying less probability than this give no verdict",
     )
+    system: str | None = _system_field()
+    chat_template_kwargs: dict[str, Any] = _template_kwargs_field()
 
     def template_name(self) -> str:
         """The template this mode renders."""
         return self.template or DEFAULT_JUDGE_TEMPLATES[self.mode]
+
+
+class ReasoningConfig(_Section):
+    """Reasoning ("thinking") text: kept out of prompts, answers and verdicts."""
+
+    markers: tuple[str, str] = Field(
+        ("<think>", "</think>"), description="where the model's reasoning opens and closes"
+    )
+    keep: bool = Field(False, description="answers keep their reasoning in responses[].reasoning")
+
+    @model_validator(mode="after")
+    def _two_markers(self) -> ReasoningConfig:
+        opening, closing = self.markers
+        if not opening.strip() or not closing.strip() or opening == closing:
+            raise ValueError("markers must be two different, non-blank strings")
+        return self
 
 
 class PairConfig(_Section):
@@ -314,6 +350,7 @@ class RunConfig(_Section):
     filters: FilterConfig = FilterConfig()
     responses: ResponseConfig = ResponseConfig()
     judge: JudgeConfig = JudgeConfig()
+    reasoning: ReasoningConfig = ReasoningConfig()
     pairs: PairConfig = PairConfig()
     output: OutputConfig = OutputConfig()
 

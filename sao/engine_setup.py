@@ -8,6 +8,7 @@ from sao.config import EngineConfig, RunConfig
 from sao.engines import Engine, make_engine, resolve_engine_name
 from sao.errors import SaoError
 from sao.models import EMBEDDED_ALIAS, ResolvedModel, resolve_model
+from sao.preflight import check_verdict_first
 
 
 def load_engine(
@@ -24,6 +25,12 @@ def load_engine(
             f"engine {engine.name} returns no log-probabilities: "
             "set judge.mode to pairwise-text or rubric"
         )
+    if judges:
+        try:
+            check_verdict_first(engine, cfg, model.name)
+        except BaseException:
+            engine.close()
+            raise
     return engine
 
 

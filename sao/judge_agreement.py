@@ -25,10 +25,11 @@ import numpy as np
 from sao.config import RunConfig
 from sao.engines.base import Engine, Sampling
 from sao.seeds import request_seed, stage_seed
-from sao.stages import judge
+from sao.stages import judge, template_kwargs
 from sao.stages.judge_diagnostics import preference
 from sao.stages.verdicts import Verdicts
 from sao.templates import Template
+from sao.text.reasoning import answer_text
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,8 @@ def rejudge(cfg: RunConfig, records: list[dict], run_judge: Engine, other: Engin
     items = [
         (rec["prompt"][-1]["content"], [r["text"] for r in rec["responses"]]) for rec in records
     ]
-    verdicts = judge.judge(other, items, template, cfg.judge)
+    markers = cfg.reasoning.markers
+    verdicts = judge.judge(other, items, template, cfg.judge, markers)
     base = stage_seed(cfg.seed, 0, "judge-agreement")
     params = Sampling(
         n=1,
@@ -56,8 +58,8 @@ def rejudge(cfg: RunConfig, records: list[dict], run_judge: Engine, other: Engin
         max_tokens=cfg.responses.max_tokens,
         seed=request_seed(base, 0, 1),
     )
-    written = other.chat([rec["prompt"] for rec in records], params)
-    other_answers = [comps[0].text for comps in written]
+    written = other.chat([rec["prompt"] for rec in records], params, template_kwargs(cfg.responses))
+    other_answers = [answer_text(comps[0].text, markers) for comps in written]
     duel = [
         (prompt, [texts[0], mine])
         for (prompt, texts), mine in zip(items, other_answers, strict=True)
@@ -65,8 +67,8 @@ def rejudge(cfg: RunConfig, records: list[dict], run_judge: Engine, other: Engin
     return Rejudged(
         verdicts=verdicts,
         other_answers=other_answers,
-        duel_run=judge.judge(run_judge, duel, template, cfg.judge),
-        duel_other=judge.judge(other, duel, template, cfg.judge),
+        duel_run=judge.judge(run_judge, duel, template, cfg.judge, markers),
+        duel_other=judge.judge(other, duel, template, cfg.judge, markers),
     )
 
 

@@ -21,7 +21,7 @@ from scipy.optimize import minimize_scalar
 from sao.config import JudgeConfig
 from sao.engines.base import Engine, Message
 from sao.errors import SaoError
-from sao.stages import judge, judge_rubric
+from sao.stages import judge, judge_rubric, template_kwargs
 from sao.templates import Template
 
 MODES = ("single-order", "pairwise-logprob", "pairwise-text", "rubric")
@@ -92,13 +92,17 @@ def verdict(p_better: float) -> str:
     return "better" if p_better > 0.5 else "worse" if p_better < 0.5 else "tie"
 
 
-def prompt_tokens(engine: Engine, conversations: list[list[Message]]) -> int:
-    """Tokens the engine reads for these conversations (0 when it exposes no tokenizer)."""
+def prompt_tokens(
+    engine: Engine, conversations: list[list[Message]], cfg: JudgeConfig | None = None
+) -> int:
+    """Tokens the engine reads for these conversations (0 when it exposes no tokenizer),
+    rendered with the judge's chat-template variables."""
     tokenizer = getattr(engine, "tokenizer", None)
     if tokenizer is None:
         return 0
+    kwargs = (template_kwargs(cfg) if cfg else None) or {}
     texts = [
-        tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+        tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False, **kwargs)
         for c in conversations
     ]
     return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
@@ -110,9 +114,9 @@ def single_order(engine: Engine, probes: list[Probe], cfg: JudgeConfig) -> dict[
     labels = (cfg.labels[0], cfg.labels[1])
     convs = []
     for p in probes:
-        convs.append(judge.request(p.prompt, p.better, p.worse, template, labels))
-        convs.append(judge.request(p.prompt, p.worse, p.better, template, labels))
-    calls = judge.logprob_calls(engine, convs, labels, cfg.min_label_mass)
+        convs.append(judge.request(p.prompt, p.better, p.worse, template, labels, cfg.system))
+        convs.append(judge.request(p.prompt, p.worse, p.better, template, labels, cfg.system))
+    calls = judge.logprob_calls(engine, convs, labels, cfg.min_label_mass, template_kwargs(cfg))
     p_first = [0.5 if c.p_first is None else c.p_first for c in calls]  # no verdict: no choice
     better_first = p_first[0::2]
     worse_first = [1.0 - p for p in p_first[1::2]]
@@ -120,7 +124,7 @@ def single_order(engine: Engine, probes: list[Probe], cfg: JudgeConfig) -> dict[
         "p_better": (better_first, worse_first),
         "calls": len(calls),
         "generated_tokens": sum(c.tokens for c in calls),
-        "prompt_tokens": prompt_tokens(engine, convs),
+        "prompt_tokens": prompt_tokens(engine, convs, cfg),
         "raw_flip_rate": None,
         "parse_failures": sum(c.p_first is None for c in calls),
     }
@@ -139,11 +143,15 @@ def debiased(engine: Engine, probes: list[Probe], cfg: JudgeConfig) -> dict[str,
     decisive = sum(d.decisive_pairs for d in diags)
     if cfg.mode == "rubric":
         how = "digit" if judge_rubric.scoring(cfg, engine) == "logprob" else "json"
-        convs = [judge_rubric.request(p, t, template, how) for p, texts in items_a for t in texts]
+        convs = [
+            judge_rubric.request(p, t, template, how, cfg.system)
+            for p, texts in items_a
+            for t in texts
+        ]
     else:
         labels = (cfg.labels[0], cfg.labels[1])
         convs = [
-            judge.request(p, texts[i], texts[j], template, labels)
+            judge.request(p, texts[i], texts[j], template, labels, cfg.system)
             for p, texts in items_a
             for i, j in ((0, 1), (1, 0))
         ]
@@ -156,7 +164,7 @@ def debiased(engine: Engine, probes: list[Probe], cfg: JudgeConfig) -> dict[str,
         "p_better": (p_a, p_b),
         "calls": sum(d.calls for d in diags),
         "generated_tokens": sum(d.generated_tokens for d in diags),
-        "prompt_tokens": 2 * prompt_tokens(engine, convs),
+        "prompt_tokens": 2 * prompt_tokens(engine, convs, cfg),
         "raw_flip_rate": sum(d.position_flips for d in diags) / decisive if decisive else None,
         "parse_failures": sum(d.parse_failures for d in diags),
         "rubric_scores": scores,

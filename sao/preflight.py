@@ -7,18 +7,20 @@ from pathlib import Path
 
 from sao.config import EngineConfig, RunConfig
 from sao.engines import resolve_engine_name
-from sao.engines.base import Message
+from sao.engines.base import Engine, Message, Sampling
 from sao.engines.engine_args import check_vllm_args
 from sao.errors import SaoError
 from sao.models import ResolvedModel, has_chat_template
 from sao.personas import Persona
 from sao.plan import judge_calls_per_record
-from sao.stages import judge, judge_reward, judge_rubric, prompts
+from sao.stages import judge, judge_reward, judge_rubric, prompts, template_kwargs
 from sao.templates import Template
+from sao.text.reasoning import split_reasoning
 
 SAMPLE_PERSONA = "A retired teacher who grows tomatoes."
 SAMPLE_PROMPT = "How do I keep tomato plants healthy?"
 SAMPLE_ANSWERS = ("Water them at the roots.", "Give them sun and good soil.")
+PROBE_TOKENS = 8  # what the judge writes first, greedy: enough to show a reasoning marker
 
 
 def preflight(
@@ -76,18 +78,22 @@ def check_templates(
     builders, so a bad template fails before the model."""
     persona = personas[0] if personas else Persona("sample", SAMPLE_PERSONA)
     _nonempty(templates["prompts"], prompts.requests([persona], templates["prompts"])[0])
+    system = cfg.judge.system
     judge_template = templates["judge"]
     first, second = SAMPLE_ANSWERS
     if cfg.judge.mode == "reward-model":
-        _nonempty(judge_template, judge_reward.request(SAMPLE_PROMPT, first, judge_template))
+        reward_turns = judge_reward.request(SAMPLE_PROMPT, first, judge_template, system)
+        _nonempty(judge_template, reward_turns[-2:])
         return
     if cfg.judge.mode == "rubric":
         for answer_format in ("digit", "json"):
-            turns = judge_rubric.request(SAMPLE_PROMPT, first, judge_template, answer_format)
+            turns = judge_rubric.request(
+                SAMPLE_PROMPT, first, judge_template, answer_format, system
+            )
             _nonempty(judge_template, turns)
         return
     labels = (cfg.judge.labels[0], cfg.judge.labels[1])
-    turns = judge.request(SAMPLE_PROMPT, first, second, judge_template, labels)
+    turns = judge.request(SAMPLE_PROMPT, first, second, judge_template, labels, system)
     _nonempty(judge_template, turns)
 
 
@@ -135,13 +141,16 @@ def check_token_budget(
     prompt = prompt[: cfg.prompts.max_chars]
     labels = (cfg.judge.labels[0], cfg.judge.labels[1])
     if cfg.judge.mode == "rubric":
-        turns = judge_rubric.request(prompt, "", templates["judge"], "json")
+        turns = judge_rubric.request(prompt, "", templates["judge"], "json", cfg.judge.system)
         answers = cfg.responses.max_tokens
     else:
-        turns = judge.request(prompt, "", "", templates["judge"], labels)
+        turns = judge.request(prompt, "", "", templates["judge"], labels, cfg.judge.system)
         answers = 2 * cfg.responses.max_tokens
     _, generated = judge_calls_per_record(cfg)  # tokens one judge call may generate
-    text = tokenizer.apply_chat_template(turns, add_generation_prompt=True, tokenize=False)
+    kwargs = template_kwargs(cfg.judge) or {}
+    text = tokenizer.apply_chat_template(
+        turns, add_generation_prompt=True, tokenize=False, **kwargs
+    )
     needed = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + answers + generated
     if needed > limit:
         raise SaoError(
@@ -176,3 +185,38 @@ def _tokenizer(model: ResolvedModel):
         return AutoTokenizer.from_pretrained(model.path, revision=model.revision)
     except Exception:
         return None
+
+
+def check_verdict_first(engine: Engine, cfg: RunConfig, model_name: str) -> None:
+    """A judge that reads its verdict from label log-probabilities reads the first token the
+    model writes: a model that opens its reply with reasoning (or whose chat template opens it)
+    is refused, so reasoning is never read as a verdict. Text and JSON verdicts are read with
+    the reasoning taken out, and need no check."""
+    jc = cfg.judge
+    template = Template(jc.template_name())
+    if jc.mode == "pairwise-logprob":
+        labels = (jc.labels[0], jc.labels[1])
+        turns = judge.request(SAMPLE_PROMPT, *SAMPLE_ANSWERS, template, labels, jc.system)
+    elif jc.mode == "rubric" and judge_rubric.scoring(jc, engine) == "logprob":
+        turns = judge_rubric.request(SAMPLE_PROMPT, SAMPLE_ANSWERS[0], template, "digit", jc.system)
+    else:
+        return
+    opening, closing = cfg.reasoning.markers
+    kwargs = template_kwargs(jc)
+    tokenizer = getattr(engine, "tokenizer", None)
+    opened = False
+    if tokenizer is not None:  # a template that opens the reasoning itself (R1-style)
+        text = tokenizer.apply_chat_template(
+            turns, add_generation_prompt=True, tokenize=False, **(kwargs or {})
+        )
+        opened = text.rfind(opening) > text.rfind(closing)
+    if not opened:
+        params = Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=PROBE_TOKENS)
+        ((reply,),) = engine.chat([turns], params, kwargs)
+        opened = split_reasoning(reply.text, cfg.reasoning.markers)[0] is not None
+    if opened:
+        raise SaoError(
+            f"judge.mode {jc.mode} reads its verdict from the first token {model_name} writes, "
+            f"but that model opens its reply with reasoning ({opening}): set "
+            "judge.chat_template_kwargs (e.g. enable_thinking: false) or judge.mode pairwise-text"
+        )

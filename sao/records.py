@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pyarrow as pa
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 MANIFEST_NAME = "manifest.json"
 SHARD_GLOB = "shard-*.arrow"
 
@@ -19,6 +19,7 @@ RESPONSE = pa.struct(
         ("num_tokens", pa.int32()),
         ("seed", pa.int64()),  # the seed that produced the answer (sao.seeds)
         ("seed_row", pa.int32()),  # hf: the answer's row in the batch `seed` drew; else null
+        ("reasoning", pa.string()),  # the answer's reasoning, with reasoning.keep; else null
     ]
 )
 JUDGMENT = pa.struct(

@@ -62,17 +62,20 @@ def run_shard(
             cfg.prompts,
             stage_seed(cfg.seed, index, "prompts"),
             prompt_filter,
+            cfg.reasoning.markers,
         ),
         lambda results: sum(r.tokens for r in results),
     )
     kept = [(p, r) for p, r in zip(personas, synthesized, strict=True) if r.prompt is not None]
+    asked = responses.conversations([r.prompt for _, r in kept], cfg.responses)
     sampled = stage(
         "responses",
         lambda: responses.sample(
             engine,
-            [[{"role": "user", "content": r.prompt}] for _, r in kept],
+            asked,
             cfg.responses,
             stage_seed(cfg.seed, index, "responses"),
+            cfg.reasoning.markers,
         ),
         lambda results: sum(c.num_tokens for comps in results for c in comps),
     )
@@ -81,7 +84,9 @@ def run_shard(
     ]
     verdicts = stage(
         "judge",
-        lambda: judge.judge(judge_engine or engine, items, templates["judge"], cfg.judge),
+        lambda: judge.judge(
+            judge_engine or engine, items, templates["judge"], cfg.judge, cfg.reasoning.markers
+        ),
         lambda results: sum(v.diagnostics.generated_tokens for v in results),
     )
     judge_calls = sum(v.diagnostics.calls for v in verdicts)
@@ -89,8 +94,10 @@ def run_shard(
 
     records = []
     flag_counts: Counter[str] = Counter()
-    for (persona, result), comps, verdict in zip(kept, sampled, verdicts, strict=True):
-        record = assemble_record(cfg, index, persona, result, comps, verdict)
+    for (persona, result), conversation, comps, verdict in zip(
+        kept, asked, sampled, verdicts, strict=True
+    ):
+        record = assemble_record(cfg, index, persona, result, conversation, comps, verdict)
         judge_sums.update(verdict.diagnostics.sums())
         flag_counts.update(flag_kind(f) for f in record["flags"])
         records.append(record)
@@ -114,10 +121,12 @@ def assemble_record(
     index: int,
     persona: Persona,
     result: prompts.PromptResult,
+    conversation: list[dict[str, str]],
     comps: list[Completion],
     verdict: Verdicts,
 ) -> dict[str, Any]:
-    """One record (DESIGN §5): its pairs picked from the verdict, every flag gathered."""
+    """One record (DESIGN §5): its pairs picked from the verdict, every flag gathered;
+    `conversation` is what the answers were sampled from (responses.system, then the prompt)."""
     lengths = [c.num_tokens for c in comps]
     chosen, pair_flags = pairs.select(verdict, lengths, cfg.pairs)
     verdict.diagnostics.observe_pairs([p["margin"] for p in chosen], verdict.scores, lengths)
@@ -130,7 +139,7 @@ def assemble_record(
         "shard": index,
         "persona_id": persona.id,
         "persona": persona.text,
-        "prompt": [{"role": "user", "content": result.prompt}],
+        "prompt": conversation,
         "responses": [
             {
                 "text": c.text,
@@ -138,6 +147,7 @@ def assemble_record(
                 "num_tokens": c.num_tokens,
                 "seed": c.seed,
                 "seed_row": c.seed_row,
+                "reasoning": c.reasoning if cfg.reasoning.keep else None,
             }
             for c in comps
         ],

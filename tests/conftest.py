@@ -112,3 +112,92 @@ def second_model(tmp_path_factory) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+# What the thinking model is taught: every reply opens with reasoning between <think> and
+# </think>, then answers.
+THOUGHTS = [
+    ("Name a colour.", "One colour is enough.", "Blue."),
+    ("Give me a tip for sleeping well.", "A habit helps.", "Keep the same bedtime every night."),
+    ("What is 2 + 3?", "Add them.", "2 + 3 = 5."),
+    ("Say hello to my class.", "Short and warm.", "Hello, everyone!"),
+]
+THINK_LAYERS, THINK_STEPS, THINK_LR = 8, 16, 5e-4  # about 25 s on 2 cores
+
+
+def thinking_template(template: str) -> str:
+    """The embedded model's chat template with a DeepSeek-R1-style switch: the assistant's turn
+    opens a reasoning block (`<think>`) unless the template variable `enable_thinking` is false;
+    with it false, the template renders exactly as the embedded one."""
+    header = "{{ '<|im_start|>assistant\n' }}"
+    assert template.endswith(header + "{% endif %}")
+    thinking = "{% if enable_thinking is not defined or enable_thinking %}"
+    opened = thinking + "{{ '<think>\n' }}{% endif %}"
+    return template.removesuffix("{% endif %}") + opened + "{% endif %}"
+
+
+@pytest.fixture(scope="session")
+def switch_judge(second_model, tmp_path_factory) -> Path:
+    """The second model's weights behind `thinking_template`: a judge whose template opens a
+    reasoning block unless told `enable_thinking: false` (then it is the second model)."""
+    from transformers import AutoTokenizer
+
+    out = tmp_path_factory.mktemp("switch") / "model"
+    tokenizer = AutoTokenizer.from_pretrained(second_model)
+    tokenizer.chat_template = thinking_template(tokenizer.chat_template)
+    tokenizer.save_pretrained(out)
+    for path in second_model.iterdir():
+        if not (out / path.name).exists():
+            (out / path.name).symlink_to(path)
+    return out
+
+
+@pytest.fixture(scope="session")
+def thinking_model(tmp_path_factory) -> Path:
+    """A "thinking" model (`make_thinking_model`)."""
+    return make_thinking_model(tmp_path_factory.mktemp("thinking") / "model")
+
+
+def make_thinking_model(out: Path) -> Path:
+    """The embedded model taught (16 real AdamW steps on its top 8 layers) to open every reply
+    with <think>…</think> itself, as Qwen3 does; saved to `out` with the embedded template."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sao.models import resolve_model
+
+    source = resolve_model("smollm2-135m-instruct").path
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    rows = []
+    for question, thought, answer in THOUGHTS:
+        asked = [{"role": "user", "content": question}]
+        reply = {"role": "assistant", "content": f"<think>\n{thought}\n</think>\n\n{answer}"}
+        head = tokenizer.apply_chat_template(
+            asked, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        whole = tokenizer.apply_chat_template([*asked, reply], tokenize=True, return_dict=False)
+        rows.append((whole, len(head)))
+    width = max(len(ids) for ids, _ in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.tensor([whole + [pad] * (width - len(whole)) for whole, _ in rows])
+    mask = torch.tensor([[1] * len(whole) + [0] * (width - len(whole)) for whole, _ in rows])
+    labels = ids.clone()
+    for k, (whole, start) in enumerate(rows):
+        labels[k, :start] = -100  # learn the replies, not the questions
+        labels[k, len(whole) :] = -100
+    torch.manual_seed(0)
+    for param in model.parameters():  # only the top layers learn: a few seconds a step on a CPU
+        param.requires_grad = False
+    top = [*model.model.layers[-THINK_LAYERS:], model.model.norm]
+    trained = [p for block in top for p in block.parameters()]
+    for param in trained:
+        param.requires_grad = True
+    optimizer = torch.optim.AdamW(trained, lr=THINK_LR)
+    for _ in range(THINK_STEPS):
+        model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

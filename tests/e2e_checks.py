@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import datasets
+import jinja2
 import yaml
 
 from sao.records import RECORD_SCHEMA
@@ -115,34 +116,44 @@ def generate_tiny(engine: str, out: Path, config: Path) -> subprocess.CompletedP
     return proc
 
 
-def label_logprobs(folder: str, conversation: list[dict]) -> dict[str, float]:
-    """log p(A), log p(B) as the next assistant token, from one plain forward pass."""
+def label_logprobs(folder: str, conversation: list[dict], **template_kwargs) -> dict[str, float]:
+    """log p(A), log p(B) as the next assistant token, from one plain forward pass
+    (`template_kwargs` go to the chat template)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    ids = tok.apply_chat_template(conversation, add_generation_prompt=True, return_tensors="pt")
+    ids = tok.apply_chat_template(
+        conversation, add_generation_prompt=True, return_tensors="pt", **template_kwargs
+    )
     ids = ids["input_ids"] if not torch.is_tensor(ids) else ids
     with torch.no_grad():
         last = model(ids).logits[0, -1].log_softmax(-1)
     return {label: float(last[tok.encode(label, add_special_tokens=False)[0]]) for label in "AB"}
 
 
-def check_judged_by(record: dict, judge: str, generator: str, tol: float) -> None:
+def check_judged_by(
+    record: dict, judge: str, generator: str, tol: float, system: str | None = None, **kwargs
+) -> None:
     """The record's first pairwise verdict holds `judge`'s label log-probabilities (recomputed
-    in plain transformers), which differ from what `generator` would have said."""
-    from sao.stages.judge import request
-    from sao.templates import Template
-
+    in plain transformers: the judge template rendered by jinja2 after `system`, the chat
+    template given `kwargs`), which differ from what `generator` would have said."""
     call = record["judgments"][0]
     texts = [r["text"] for r in record["responses"]]
-    prompt = record["prompt"][-1]["content"]
-    template = Template("judge_pairwise.j2")
-    conversation = request(prompt, texts[call["i"]], texts[call["j"]], template, ("A", "B"))
+    template = jinja2.Template((ROOT / "templates" / "judge_pairwise.j2").read_text())
+    content = template.render(
+        prompt=record["prompt"][-1]["content"],
+        first=texts[call["i"]],
+        second=texts[call["j"]],
+        first_label="A",
+        second_label="B",
+    )
+    conversation = [{"role": "system", "content": system}] if system else []
+    conversation.append({"role": "user", "content": content})
     stored = json.loads(call["raw"])
     by_judge, by_generator = (
-        label_logprobs(judge, conversation),
+        label_logprobs(judge, conversation, **kwargs),
         label_logprobs(generator, conversation),
     )
     for label in "AB":

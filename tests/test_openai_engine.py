@@ -3,19 +3,27 @@ a server killed mid-run and restarted: the run finishes with nothing lost."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from sao.engines.base import Sampling
 from sao.engines.openai import OpenAIEngine
+from sao.models import resolve_model
 from sao.store import read_manifest, read_records
 from sao.verify import verify
-from tests.conftest import SAO, TINY, requires, run_sao
-from tests.e2e_checks import check_labels_and_json, check_records, check_run_diagnostics
+from tests.conftest import SAO, TINY, requires, run_sao, thinking_template
+from tests.e2e_checks import (
+    check_labels_and_json,
+    check_records,
+    check_run_diagnostics,
+    label_logprobs,
+)
 from tests.servers import VLLMServer, free_port
 
 pytestmark = [
@@ -27,8 +35,21 @@ KEY_ENV, KEY = "SAO_TEST_SERVER_KEY", "sao-test-key"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = VLLMServer(tmp_path_factory.mktemp("server") / "vllm.log", api_key=KEY)
+def served_template(tmp_path_factory) -> Path:
+    """The embedded template with a Qwen3-style `enable_thinking` switch, as a file to serve;
+    without the variable it renders exactly as the model's own."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct").path)
+    path = tmp_path_factory.mktemp("template") / "thinking.jinja"
+    path.write_text(thinking_template(tokenizer.chat_template))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, served_template):
+    folder = tmp_path_factory.mktemp("server")
+    srv = VLLMServer(folder / "vllm.log", api_key=KEY, chat_template=served_template)
     srv.start()
     yield srv
     srv.stop()
@@ -59,6 +80,22 @@ def test_the_engine_samples_n_with_seeds_logprobs_and_json(engine, server):
     again = engine.chat(conversations, Sampling(n=3, temperature=0.8, max_tokens=12, seed=5))
     assert [[c.text for c in r] for r in again] == [[c.text for c in r] for r in results]
     check_labels_and_json(engine, copies=1)
+
+
+def test_template_variables_reach_the_servers_chat_template(engine, served_template):
+    """`chat_template_kwargs` travel in the request body: the label log-probs read with
+    enable_thinking false match plain transformers rendering the served template with that
+    variable, and differ from those read without it (so the check can fail)."""
+    question = "Which answer is kinder?\n[Answer A]\nThank you!\n[Answer B]\nGo away."
+    conversation = [{"role": "user", "content": question + "\nReply with a single letter: A or B."}]
+    template = served_template.read_text()
+    model = resolve_model("smollm2-135m-instruct").path
+    (steered,) = engine.label_logprobs([conversation], ["A", "B"], {"enable_thinking": False})
+    (plain,) = engine.label_logprobs([conversation], ["A", "B"])
+    expected = label_logprobs(model, conversation, chat_template=template, enable_thinking=False)
+    for label in "AB":
+        assert math.isclose(steered[label], expected[label], abs_tol=0.02), (steered, expected)
+    assert max(abs(steered[x] - plain[x]) for x in "AB") > 0.1
 
 
 def test_a_wrong_key_or_no_server_is_one_line(server, tmp_path):

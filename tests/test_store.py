@@ -8,7 +8,7 @@ import pytest
 from sao.config import RunConfig
 from sao.errors import SaoError
 from sao.hashing import sha256_file
-from sao.records import RECORD_SCHEMA, shard_name
+from sao.records import RECORD_SCHEMA, SCHEMA_VERSION, shard_name
 from sao.seeds import SEED_SCHEME
 from sao.store import Store, read_records
 
@@ -108,7 +108,7 @@ def test_resume_refuses_another_seed_scheme_weights_or_package_versions(tmp_path
     retrained = {**start, "judge_model": {**judge, "digest": "j2"}}
     with pytest.raises(SaoError, match=r"different judge model weights; use --overwrite"):
         Store.open(tmp_path / "judged", retrained)
-    with pytest.raises(SaoError, match=r"schema version 3, this version writes 4"):
+    with pytest.raises(SaoError, match=rf"schema version 3, this version writes {SCHEMA_VERSION}"):
         old_schema = tmp_path / "v3"
         Store.open(old_schema, start).close()
         manifest = json.loads((old_schema / "manifest.json").read_text())

@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 from sao.errors import SaoError
 
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": str}
+TemplateKwargs = dict[str, Any] | None  # extra variables for the chat template (enable_thinking)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Completion:
     num_tokens: int
     seed: int | None = None
     seed_row: int | None = None
+    reasoning: str | None = None  # the reasoning ("<think>…</think>") the stage took out of text
 
 
 @runtime_checkable
@@ -48,12 +50,21 @@ class Engine(Protocol):
     supports_logprobs: bool  # False: only pairwise-text and rubric (JSON) judges can run
     generated_tokens: int  # running count of tokens generated (a label read counts as one)
 
-    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
-        """One inner list per conversation, `params.n` completions each, in order."""
+    def chat(
+        self,
+        conversations: list[list[Message]],
+        params: Sampling,
+        template_kwargs: TemplateKwargs = None,
+    ) -> list[list[Completion]]:
+        """One inner list per conversation, `params.n` completions each, in order;
+        `template_kwargs` reach the chat template that renders every conversation."""
         ...
 
     def label_logprobs(
-        self, conversations: list[list[Message]], labels: list[str]
+        self,
+        conversations: list[list[Message]],
+        labels: list[str],
+        template_kwargs: TemplateKwargs = None,
     ) -> list[dict[str, float]]:
         """Log-probability of each single-token label as the next assistant token."""
         ...

@@ -6,9 +6,10 @@ import contextlib
 import gc
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
-from sao.engines.base import Completion, Engine, Message, Sampling
+from sao.engines.base import Completion, Engine, Message, Sampling, TemplateKwargs
 from sao.errors import EngineError, EngineFailure, RequestRefused, SaoError, describe
 
 # Failures no retry can fix, by class name anywhere in the exception's classes or causes: vLLM's
@@ -25,6 +26,10 @@ NEVER_SUCCEEDS = {
     "NotFoundError",
     "UnprocessableEntityError",
 }
+# ValueError and TypeError count only when raised outside sao's own code: in sao they are a bug,
+# not a setting the user can fix
+GENERIC = {"ValueError", "TypeError"}
+SAO_PACKAGE = Path(__file__).resolve().parents[1]
 # ... unless the failure is one of these, which a fresh engine or a pause can fix
 TRANSIENT = {
     "OutOfMemoryError",
@@ -47,21 +52,31 @@ class GuardedEngine:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
+    def chat(
+        self,
+        conversations: list[list[Message]],
+        params: Sampling,
+        template_kwargs: TemplateKwargs = None,
+    ) -> list[list[Completion]]:
         """The engine's `chat`, its failures as EngineError."""
-        return _guarded(self.inner.chat, conversations, params)
+        return _guarded(self.inner.chat, conversations, params, template_kwargs)
 
     def label_logprobs(
-        self, conversations: list[list[Message]], labels: list[str]
+        self,
+        conversations: list[list[Message]],
+        labels: list[str],
+        template_kwargs: TemplateKwargs = None,
     ) -> list[dict[str, float]]:
         """The engine's `label_logprobs`, its failures as EngineError."""
-        return _guarded(self.inner.label_logprobs, conversations, labels)
+        return _guarded(self.inner.label_logprobs, conversations, labels, template_kwargs)
 
-    def rewards(self, conversations: list[list[Message]]) -> list[float]:
+    def rewards(
+        self, conversations: list[list[Message]], template_kwargs: TemplateKwargs = None
+    ) -> list[float]:
         """A reward model's `rewards`, its failures as EngineError."""
         if not hasattr(self.inner, "rewards"):
             raise SaoError(f"engine {self.inner.name} is no reward model")
-        return _guarded(self.inner.rewards, conversations)
+        return _guarded(self.inner.rewards, conversations, template_kwargs)
 
     def close(self) -> None:
         """Close the wrapped engine."""
@@ -104,7 +119,21 @@ def never_succeeds(exc: BaseException) -> BaseException | None:
     names = [{cls.__name__ for cls in type(e).__mro__} for e in chain]
     if any(n & TRANSIENT for n in names):
         return None
-    return next((e for e, n in zip(chain, names, strict=True) if n & NEVER_SUCCEEDS), None)
+    for e, n in zip(chain, names, strict=True):
+        found = n & NEVER_SUCCEEDS
+        if found and (found - GENERIC or not raised_in_sao(e)):
+            return e
+    return None
+
+
+def raised_in_sao(exc: BaseException) -> bool:
+    """True when the innermost frame of `exc`'s traceback is sao's own code."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return Path(tb.tb_frame.f_code.co_filename).resolve().is_relative_to(SAO_PACKAGE)
 
 
 class EngineSlot:

@@ -10,6 +10,7 @@ from sao.engines.base import (
     Completion,
     Message,
     Sampling,
+    TemplateKwargs,
     require_chat_template,
     single_token_ids,
 )
@@ -65,10 +66,10 @@ class HFEngine:
         self._grammars = None  # xgrammar compiler, built on the first structured-output call
         self.generated_tokens = 0  # tokens produced so far (a label read counts as one)
 
-    def render(self, conversation: list[Message]) -> str:
+    def render(self, conversation: list[Message], template_kwargs: TemplateKwargs = None) -> str:
         """The conversation as the model sees it, ending with the assistant turn's header."""
         return self.tokenizer.apply_chat_template(
-            conversation, add_generation_prompt=True, tokenize=False
+            conversation, add_generation_prompt=True, tokenize=False, **(template_kwargs or {})
         )
 
     def _batches(self, texts: list[str]) -> Iterator[list[int]]:
@@ -82,14 +83,19 @@ class HFEngine:
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
+    def chat(
+        self,
+        conversations: list[list[Message]],
+        params: Sampling,
+        template_kwargs: TemplateKwargs = None,
+    ) -> list[list[Completion]]:
         """Sample `params.n` completions per conversation, batched, in the caller's order.
 
         One generator draws a whole micro-batch: it is seeded with the scheme's seed of the
         batch's first conversation (`sao.seeds`), and each answer records it with its row.
         """
         torch = self._torch
-        texts = [self.render(c) for c in conversations]
+        texts = [self.render(c, template_kwargs) for c in conversations]
         out: list[list[Completion]] = [[] for _ in texts]
         sample = params.temperature > 0
         for idx in self._batches(texts):
@@ -157,7 +163,10 @@ class HFEngine:
         return single_token_ids(self.tokenizer, labels)
 
     def label_logprobs(
-        self, conversations: list[list[Message]], labels: list[str]
+        self,
+        conversations: list[list[Message]],
+        labels: list[str],
+        template_kwargs: TemplateKwargs = None,
     ) -> list[dict[str, float]]:
         """Next-token label log-probs; conversations sharing a prefix compute it once.
 
@@ -167,7 +176,7 @@ class HFEngine:
         """
         torch = self._torch
         ids = self.label_ids(labels)
-        tokens = [self._tokens(c) for c in conversations]
+        tokens = [self._tokens(c, template_kwargs) for c in conversations]
         out: list[dict[str, float]] = [{} for _ in tokens]
         for chunk in _chunks(group_by_prefix(tokens), self.batch_size):
             logits = self._prefix_forward(tokens, chunk)
@@ -178,8 +187,9 @@ class HFEngine:
         self.generated_tokens += len(tokens)  # one next-token distribution per conversation
         return out
 
-    def _tokens(self, conversation: list[Message]) -> list[int]:
-        return self.tokenizer(self.render(conversation), add_special_tokens=False)["input_ids"]
+    def _tokens(self, conversation: list[Message], template_kwargs: TemplateKwargs) -> list[int]:
+        text = self.render(conversation, template_kwargs)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _prefix_forward(self, tokens: list[list[int]], groups: list[tuple[int, list[int]]]):
         """Last-position logits of every member of `groups` ((prefix length, member indices))."""

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from sao.engines.base import Completion, Message, Sampling
+from sao.engines.base import Completion, Message, Sampling, TemplateKwargs
 from sao.engines.prefix import in_waves
 from sao.errors import RequestRefused, SaoError, describe
 from sao.seeds import request_seed
@@ -67,14 +67,19 @@ class OpenAIEngine:
 
     # ------------------------------------------------------------------ protocol
 
-    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
+    def chat(
+        self,
+        conversations: list[list[Message]],
+        params: Sampling,
+        template_kwargs: TemplateKwargs = None,
+    ) -> list[list[Completion]]:
         """One request per conversation with `n` samples; the server (vLLM) seeds choice j of
         request i with `request_seed(base, i, n) + j`, the scheme's seed (`sao.seeds`)."""
         per_choice_tokens = params.n > 1  # usage counts all choices together: ask for tokens
 
         def one(index: int) -> list[Completion]:
             seed = request_seed(params.seed, index, params.n)
-            extra: dict[str, Any] = {}
+            extra = _template_body(template_kwargs)
             if params.json_schema is not None:
                 schema = {"name": "answer", "schema": json.loads(params.json_schema)}
                 extra["response_format"] = {"type": "json_schema", "json_schema": schema}
@@ -109,7 +114,10 @@ class OpenAIEngine:
         return self._map(one, range(len(conversations)))
 
     def label_logprobs(
-        self, conversations: list[list[Message]], labels: list[str]
+        self,
+        conversations: list[list[Message]],
+        labels: list[str],
+        template_kwargs: TemplateKwargs = None,
     ) -> list[dict[str, float]]:
         """Log-probability of each label as the first generated token, from `top_logprobs`.
 
@@ -126,6 +134,7 @@ class OpenAIEngine:
                     temperature=0.0,
                     logprobs=True,
                     top_logprobs=TOP_LOGPROBS,
+                    **_template_body(template_kwargs),
                 )
             )
             self.generated_tokens += 1
@@ -231,3 +240,9 @@ def _retry_after(exc: Exception) -> float | None:
         return min(float(value), LONGEST_WAIT_S) if value else None
     except ValueError:
         return None
+
+
+def _template_body(template_kwargs: TemplateKwargs) -> dict[str, Any]:
+    """The request's extra body carrying `chat_template_kwargs` (vLLM and SGLang servers read
+    it); nothing when there are none, so servers that do not know the field never see it."""
+    return {"extra_body": {"chat_template_kwargs": template_kwargs}} if template_kwargs else {}

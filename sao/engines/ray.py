@@ -25,6 +25,7 @@ from sao.engines.base import (
     Completion,
     Message,
     Sampling,
+    TemplateKwargs,
     require_chat_template,
     single_token_ids,
 )
@@ -183,12 +184,17 @@ class RayEngine:
 
     # ------------------------------------------------------------------ protocol
 
-    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
+    def chat(
+        self,
+        conversations: list[list[Message]],
+        params: Sampling,
+        template_kwargs: TemplateKwargs = None,
+    ) -> list[list[Completion]]:
         """Each conversation becomes `n` rows; row j of conversation i has the scheme's seed
         `sample_seed(base, i, n, j)` (`sao.seeds`)."""
         prompts, seeds = [], []
         for index, conversation in enumerate(conversations):
-            tokens = self._template(conversation)
+            tokens = self._template(conversation, template_kwargs)
             for j in range(params.n):
                 prompts.append(tokens)
                 seeds.append(sample_seed(params.seed, index, params.n, j))
@@ -225,11 +231,14 @@ class RayEngine:
         return "length"
 
     def label_logprobs(
-        self, conversations: list[list[Message]], labels: list[str]
+        self,
+        conversations: list[list[Message]],
+        labels: list[str],
+        template_kwargs: TemplateKwargs = None,
     ) -> list[dict[str, float]]:
         """One greedy token per conversation, sent in prefix waves, and the labels' logprobs."""
         ids = single_token_ids(self.tokenizer, labels)
-        prompts = [self._template(c) for c in conversations]
+        prompts = [self._template(c, template_kwargs) for c in conversations]
         params = _sampling(1, 0.0, 1, 0) | {"logprob_token_ids": ids}
         pairs = list(zip(labels, ids, strict=True))
 
@@ -256,9 +265,13 @@ class RayEngine:
 
     # ------------------------------------------------------------------ internals
 
-    def _template(self, conversation: list[Message]) -> list[int]:
+    def _template(self, conversation: list[Message], template_kwargs: TemplateKwargs) -> list[int]:
         return self.tokenizer.apply_chat_template(
-            conversation, add_generation_prompt=True, tokenize=True, return_dict=False
+            conversation,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+            **(template_kwargs or {}),
         )
 
     def _run(self, prompts: list[list[int]], params: Any) -> list[dict[str, Any]]:

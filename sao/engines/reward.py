@@ -6,7 +6,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sao.engines.base import Completion, Message, Sampling, require_chat_template
+from sao.engines.base import (
+    Completion,
+    Message,
+    Sampling,
+    TemplateKwargs,
+    require_chat_template,
+)
 from sao.engines.hardware import resolve_dtype
 from sao.errors import SaoError
 
@@ -53,7 +59,9 @@ class RewardEngine:
         self.model.eval()
         self.generated_tokens = 0
 
-    def rewards(self, conversations: list[list[Message]]) -> list[float]:
+    def rewards(
+        self, conversations: list[list[Message]], template_kwargs: TemplateKwargs = None
+    ) -> list[float]:
         """The reward of each conversation (a user turn and the answer as the assistant's).
 
         Batches are padded on the right with a token id that occurs in none of their
@@ -62,7 +70,9 @@ class RewardEngine:
         """
         torch = self._torch
         ids = [
-            self.tokenizer.apply_chat_template(c, tokenize=True, return_dict=True)["input_ids"]
+            self.tokenizer.apply_chat_template(
+                c, tokenize=True, return_dict=True, **(template_kwargs or {})
+            )["input_ids"]
             for c in conversations
         ]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -85,12 +95,20 @@ class RewardEngine:
                 scores[i] = value
         return scores
 
-    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
+    def chat(
+        self,
+        conversations: list[list[Message]],
+        params: Sampling,
+        template_kwargs: TemplateKwargs = None,
+    ) -> list[list[Completion]]:
         """A reward model writes nothing."""
         raise SaoError("a reward model only scores answers: it cannot write text")
 
     def label_logprobs(
-        self, conversations: list[list[Message]], labels: list[str]
+        self,
+        conversations: list[list[Message]],
+        labels: list[str],
+        template_kwargs: TemplateKwargs = None,
     ) -> list[dict[str, float]]:
         """A reward model reads no verdict labels."""
         raise SaoError("a reward model gives rewards, not label log-probabilities")

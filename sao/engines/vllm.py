@@ -6,6 +6,7 @@ from sao.engines.base import (
     Completion,
     Message,
     Sampling,
+    TemplateKwargs,
     require_chat_template,
     single_token_ids,
 )
@@ -66,7 +67,12 @@ class VLLMEngine:
         self.generated_tokens = 0  # tokens produced so far, as vLLM reports them
         require_chat_template(self.tokenizer, model_path)
 
-    def chat(self, conversations: list[list[Message]], params: Sampling) -> list[list[Completion]]:
+    def chat(
+        self,
+        conversations: list[list[Message]],
+        params: Sampling,
+        template_kwargs: TemplateKwargs = None,
+    ) -> list[list[Completion]]:
         """One request per conversation with `n` samples; sample j of request i is seeded
         `request_seed(base, i, n) + j` by vLLM, which is the scheme's seed (`sao.seeds`)."""
         per_request = []
@@ -87,7 +93,12 @@ class VLLMEngine:
                     structured_outputs=structured,
                 )
             )
-        outputs = self.llm.chat(conversations, sampling_params=per_request, use_tqdm=False)
+        outputs = self.llm.chat(
+            conversations,
+            sampling_params=per_request,
+            use_tqdm=False,
+            chat_template_kwargs=template_kwargs,
+        )
         self.generated_tokens += sum(len(c.token_ids) for out in outputs for c in out.outputs)
         return [
             [
@@ -107,7 +118,10 @@ class VLLMEngine:
         return single_token_ids(self.tokenizer, labels)
 
     def label_logprobs(
-        self, conversations: list[list[Message]], labels: list[str]
+        self,
+        conversations: list[list[Message]],
+        labels: list[str],
+        template_kwargs: TemplateKwargs = None,
     ) -> list[dict[str, float]]:
         """Generate one token per conversation and read the labels' log-probabilities."""
         ids = self.label_ids(labels)
@@ -115,13 +129,17 @@ class VLLMEngine:
         # Requests scheduled in the same step cannot hit each other's prefix cache: send them in
         # waves (one per record, one per first answer, the rest) so each reuses cached blocks.
         texts = [
-            self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+            self.tokenizer.apply_chat_template(
+                c, add_generation_prompt=True, tokenize=False, **(template_kwargs or {})
+            )
             for c in conversations
         ]
 
         def wave(indices: list[int]) -> list[dict[str, float]]:
             batch = [conversations[i] for i in indices]
-            outputs = self.llm.chat(batch, sampling_params=params, use_tqdm=False)
+            outputs = self.llm.chat(
+                batch, sampling_params=params, use_tqdm=False, chat_template_kwargs=template_kwargs
+            )
             self.generated_tokens += sum(len(out.outputs[0].token_ids) for out in outputs)
             return [
                 {label: float(out.outputs[0].logprobs[0][t].logprob) for label, t in pairs}

@@ -17,7 +17,7 @@ import json
 from sao.config import JudgeConfig
 from sao.engines.base import Engine, Message
 from sao.errors import SaoError
-from sao.stages import judge_reward, judge_rubric
+from sao.stages import conversation, judge_reward, judge_rubric, template_kwargs
 from sao.stages.bradley_terry import Pair, schedule
 from sao.stages.judge_diagnostics import Diagnostics
 from sao.stages.judge_text import text_calls
@@ -32,6 +32,7 @@ from sao.stages.verdicts import (
     row_means,
 )
 from sao.templates import Template
+from sao.text.reasoning import DEFAULT_MARKERS
 
 __all__ = ["Verdicts", "judge", "ordered_calls", "row_means"]
 
@@ -46,25 +47,36 @@ def ordered_calls(pairs: list[Pair]) -> list[tuple[int, int, str]]:
 
 
 def request(
-    prompt: str, first: str, second: str, template: Template, labels: tuple[str, str]
+    prompt: str,
+    first: str,
+    second: str,
+    template: Template,
+    labels: tuple[str, str],
+    system: str | None = None,
 ) -> list[Message]:
-    """The judge conversation for one ordered pair."""
+    """The judge conversation for one ordered pair (after judge.system, when set)."""
     content = template.render(
         prompt=prompt, first=first, second=second, first_label=labels[0], second_label=labels[1]
     )
-    return [{"role": "user", "content": content}]
+    return conversation(system, {"role": "user", "content": content})
 
 
 def logprob_calls(
-    engine: Engine, conversations: list[list[Message]], labels: tuple[str, str], min_mass: float
+    engine: Engine,
+    conversations: list[list[Message]],
+    labels: tuple[str, str],
+    min_mass: float,
+    kwargs: dict | None = None,
 ) -> list[Call]:
     """Single-order verdicts from the two labels' next-token log-probabilities.
 
     A call whose labels are absent or carry less than `min_mass` gives no verdict
-    ("unparsed"): its pair is then estimated, never read from noise.
+    ("unparsed"): its pair is then estimated, never read from noise. `kwargs` go to the chat
+    template.
     """
     calls = []
-    for lp in engine.label_logprobs(conversations, list(labels)) if conversations else []:
+    read = engine.label_logprobs(conversations, list(labels), kwargs) if conversations else []
+    for lp in read:
         p = first_probability(lp, labels[0], labels[1], min_mass)
         raw = json.dumps(lp)
         if p is None:
@@ -129,11 +141,16 @@ def pairwise_record(
 
 
 def judge(
-    engine: Engine, items: list[tuple[str, list[str]]], template: Template, cfg: JudgeConfig
+    engine: Engine,
+    items: list[tuple[str, list[str]]],
+    template: Template,
+    cfg: JudgeConfig,
+    markers: tuple[str, str] = DEFAULT_MARKERS,
 ) -> list[Verdicts]:
-    """Judge every record's answers in one batched engine call; items are (prompt, answers)."""
+    """Judge every record's answers in one batched engine call; items are (prompt, answers).
+    A written verdict is read without its reasoning (between `markers`)."""
     if cfg.mode == "rubric":
-        return judge_rubric.judge(engine, items, template, cfg)
+        return judge_rubric.judge(engine, items, template, cfg, markers)
     if cfg.mode == "reward-model":
         return judge_reward.judge(engine, items, template, cfg)
     if cfg.mode == "pairwise-logprob" and not getattr(engine, "supports_logprobs", True):
@@ -146,12 +163,18 @@ def judge(
     orders = [ordered_calls(schedule(len(texts), cfg.opponents)) for _, texts in items]
     for rec, (prompt, texts) in enumerate(items):
         for first, second, _ in orders[rec]:
-            conversations.append(request(prompt, texts[first], texts[second], template, labels))
+            conversations.append(
+                request(prompt, texts[first], texts[second], template, labels, cfg.system)
+            )
             index.append((rec, first, second))
     if cfg.mode == "pairwise-text":
-        outcomes = text_calls(engine, conversations, labels, cfg.max_tokens)
+        outcomes = text_calls(
+            engine, conversations, labels, cfg.max_tokens, template_kwargs(cfg), markers
+        )
     else:
-        outcomes = logprob_calls(engine, conversations, labels, cfg.min_label_mass)
+        outcomes = logprob_calls(
+            engine, conversations, labels, cfg.min_label_mass, template_kwargs(cfg)
+        )
     per_record: list[dict[Pair, Call]] = [{} for _ in items]
     for (rec, first, second), call in zip(index, outcomes, strict=True):
         per_record[rec][(first, second)] = call

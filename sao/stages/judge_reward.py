@@ -8,17 +8,22 @@ import json
 from sao.config import JudgeConfig
 from sao.engines.base import Engine, Message
 from sao.errors import SaoError
+from sao.stages import conversation, template_kwargs
 from sao.stages.judge_rubric import pointwise_record
 from sao.stages.verdicts import Call, Verdicts
 from sao.templates import Template
 
 
-def request(prompt: str, response: str, template: Template) -> list[Message]:
-    """The conversation the reward model scores: the user turn, then the answer."""
-    return [
+def request(
+    prompt: str, response: str, template: Template, system: str | None = None
+) -> list[Message]:
+    """The conversation the reward model scores: judge.system when set, the user turn, then
+    the answer."""
+    return conversation(
+        system,
         {"role": "user", "content": template.render(prompt=prompt)},
         {"role": "assistant", "content": response},
-    ]
+    )
 
 
 def judge(
@@ -30,8 +35,8 @@ def judge(
         raise SaoError(
             f"engine {engine.name} is no reward model: judge.mode reward-model needs one"
         )
-    conversations = [request(p, text, template) for p, texts in items for text in texts]
-    scores = iter(rewards(conversations) if conversations else [])
+    conversations = [request(p, text, template, cfg.system) for p, texts in items for text in texts]
+    scores = iter(rewards(conversations, template_kwargs(cfg)) if conversations else [])
     out = []
     for _, texts in items:
         calls = []

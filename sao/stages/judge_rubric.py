@@ -14,9 +14,11 @@ from itertools import combinations
 
 from sao.config import JudgeConfig
 from sao.engines.base import Engine, Message, Sampling
+from sao.stages import conversation, template_kwargs
 from sao.stages.judge_diagnostics import Diagnostics
 from sao.stages.verdicts import WEAK_LABEL_MASS, Call, Verdicts, assemble, count_flag, label_mass
 from sao.templates import Template
+from sao.text.reasoning import DEFAULT_MARKERS, answer_text
 
 POINTS = [str(n) for n in range(6)]  # the digit labels 0–5
 SCORE_SCHEMA = json.dumps(
@@ -36,10 +38,12 @@ def scoring(cfg: JudgeConfig, engine: Engine) -> str:
     return "logprob" if getattr(engine, "supports_logprobs", True) else "json"
 
 
-def request(prompt: str, response: str, template: Template, answer_format: str) -> list[Message]:
-    """The rubric conversation for one answer."""
+def request(
+    prompt: str, response: str, template: Template, answer_format: str, system: str | None = None
+) -> list[Message]:
+    """The rubric conversation for one answer (after judge.system, when set)."""
     content = template.render(prompt=prompt, response=response, answer_format=answer_format)
-    return [{"role": "user", "content": content}]
+    return conversation(system, {"role": "user", "content": content})
 
 
 def sigmoid(x: float) -> float:
@@ -73,13 +77,21 @@ def parse_score(text: str) -> float | None:
     return float(score)
 
 
-def score_calls(engine: Engine, conversations: list[list[Message]], how: str, cfg: JudgeConfig):
-    """One Call per answer, carrying its score (None when unparsed)."""
+def score_calls(
+    engine: Engine,
+    conversations: list[list[Message]],
+    how: str,
+    cfg: JudgeConfig,
+    markers: tuple[str, str] = DEFAULT_MARKERS,
+):
+    """One Call per answer, carrying its score (None when unparsed); a JSON reply is read
+    without its reasoning (between `markers`)."""
     if not conversations:
         return []
+    kwargs = template_kwargs(cfg)
     if how == "logprob":
         calls = []
-        for lp in engine.label_logprobs(conversations, POINTS):
+        for lp in engine.label_logprobs(conversations, POINTS, kwargs):
             score = expected_score(lp, cfg.min_label_mass)
             best = max(POINTS, key=lambda k: lp[k]) if score is not None else "unparsed"
             weak = score is not None and label_mass(lp) < WEAK_LABEL_MASS
@@ -92,24 +104,28 @@ def score_calls(engine: Engine, conversations: list[list[Message]], how: str, cf
         n=1, temperature=0.0, top_p=1.0, max_tokens=cfg.max_tokens, json_schema=SCORE_SCHEMA
     )
     calls = []
-    for (reply,) in engine.chat(conversations, params):
-        score = parse_score(reply.text)
+    for (reply,) in engine.chat(conversations, params, kwargs):
+        score = parse_score(answer_text(reply.text, markers))
         verdict = "unparsed" if score is None else str(int(score))
         calls.append(Call(verdict, reply.num_tokens, reply.text, score=score))
     return calls
 
 
 def judge(
-    engine: Engine, items: list[tuple[str, list[str]]], template: Template, cfg: JudgeConfig
+    engine: Engine,
+    items: list[tuple[str, list[str]]],
+    template: Template,
+    cfg: JudgeConfig,
+    markers: tuple[str, str] = DEFAULT_MARKERS,
 ) -> list[Verdicts]:
     """Score every answer of every record in one batched call, then build each P."""
     how = scoring(cfg, engine)
     conversations = [
-        request(prompt, text, template, "digit" if how == "logprob" else "json")
+        request(prompt, text, template, "digit" if how == "logprob" else "json", cfg.system)
         for prompt, texts in items
         for text in texts
     ]
-    calls = iter(score_calls(engine, conversations, how, cfg))
+    calls = iter(score_calls(engine, conversations, how, cfg, markers))
     return [
         pointwise_record("rubric", [next(calls) for _ in texts], cfg.rubric_scale, cfg)
         for _, texts in items

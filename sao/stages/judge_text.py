@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-from sao.engines.base import Engine, Message, Sampling
+from sao.engines.base import Engine, Message, Sampling, TemplateKwargs
 from sao.stages.verdicts import Call
+from sao.text.reasoning import DEFAULT_MARKERS, answer_text
 
 
 def parse_verdict(text: str, labels: tuple[str, str]) -> str:
@@ -27,14 +28,20 @@ def parse_verdict(text: str, labels: tuple[str, str]) -> str:
 
 
 def text_calls(
-    engine: Engine, conversations: list[list[Message]], labels: tuple[str, str], max_tokens: int
+    engine: Engine,
+    conversations: list[list[Message]],
+    labels: tuple[str, str],
+    max_tokens: int,
+    kwargs: TemplateKwargs = None,
+    markers: tuple[str, str] = DEFAULT_MARKERS,
 ) -> list[Call]:
-    """One greedy reply per judge conversation, parsed into a single-order verdict."""
+    """One greedy reply per judge conversation, parsed into a single-order verdict; reasoning
+    (between `markers`) is never read as one. `kwargs` go to the chat template."""
     params = Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=max_tokens)
-    replies = engine.chat(conversations, params) if conversations else []
+    replies = engine.chat(conversations, params, kwargs) if conversations else []
     calls = []
     for (reply,) in replies:
-        verdict = parse_verdict(reply.text, labels)
+        verdict = parse_verdict(answer_text(reply.text, markers), labels)
         p_first = {"first": 1.0, "second": 0.0}.get(verdict)
         calls.append(
             Call(verdict=verdict, tokens=reply.num_tokens, raw=reply.text, p_first=p_first)

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from sao.config import PromptConfig
 from sao.engines.base import Completion, Engine, Message
 from sao.personas import Persona
-from sao.stages import sampling
+from sao.stages import conversation, sampling, template_kwargs
 from sao.stages.filters import PromptFilter
 from sao.templates import Template
+from sao.text.reasoning import DEFAULT_MARKERS, answer_text
 
 # "User prompt:", "Message:", "Here is my message:" ... at the start of the output.
 _PREFIX = re.compile(
@@ -32,9 +33,15 @@ class PromptResult:
     tokens: int = 0
 
 
-def requests(personas: list[Persona], template: Template) -> list[list[Message]]:
-    """One user turn per persona asking the model to write that persona's message."""
-    return [[{"role": "user", "content": template.render(persona=p.text)}] for p in personas]
+def requests(
+    personas: list[Persona], template: Template, system: str | None = None
+) -> list[list[Message]]:
+    """One user turn per persona asking the model to write that persona's message (after the
+    stage's system message, when it has one)."""
+    return [
+        conversation(system, {"role": "user", "content": template.render(persona=p.text)})
+        for p in personas
+    ]
 
 
 def clean(text: str) -> str:
@@ -86,19 +93,21 @@ def synthesize(
     cfg: PromptConfig,
     seed: int,
     prompt_filter: PromptFilter | None = None,
+    markers: tuple[str, str] = DEFAULT_MARKERS,
 ) -> list[PromptResult]:
     """Sample `cfg.candidates` prompts per persona; keep the first clean one.
 
     With a `prompt_filter`, a candidate that repeats a prompt kept earlier in the run is
     rejected too ("prompt_rejected:duplicate" and so on), and each kept prompt joins the filter.
+    A candidate's reasoning (between `markers`) is no part of the prompt.
     """
     params = sampling(cfg, cfg.candidates, seed)
-    outputs = engine.chat(requests(personas, template), params)
+    outputs = engine.chat(requests(personas, template, cfg.system), params, template_kwargs(cfg))
     results = []
     for persona, candidates in zip(personas, outputs, strict=True):
         result = PromptResult(None, tokens=sum(c.num_tokens for c in candidates))
         for completion in candidates:
-            text = clean(completion.text)
+            text = clean(answer_text(completion.text, markers))
             reason = rejection(text, completion, persona.text, cfg)
             if reason is None and prompt_filter is not None:
                 reason = prompt_filter.reason(text)

@@ -9,5 +9,6 @@ nothing here imports another part of sao.
 - `rouge`: ROUGE-L F1 of two token lists and the bounds that prune pairs;
 - `repetition`: the repetition rate of a list (sparse prefix filter);
 - `repetition_index`: `RepetitionIndex`, the same rule for texts that arrive one at a time;
-- `bleu`: self-BLEU.
+- `bleu`: self-BLEU;
+- `reasoning`: a reply's reasoning ("<think>…</think>") split from its answer.
 """
