@@ -19,13 +19,15 @@ def main() -> None:
     request = load_requests(sys.argv[1])
     settings = request["settings"]
     clock = Clock()
-    for key, value in settings["vllm_cpu_env"].items():
-        os.environ.setdefault(key, value)
     import torch
+
+    gpu = torch.cuda.is_available()
+    in_process = {} if gpu else settings["vllm_cpu_in_process"]  # as sao runs vLLM on a CPU
+    for key, value in {**settings["vllm_cpu_env"], **in_process}.items():
+        os.environ.setdefault(key, value)
     import vllm
 
     clock.phase("import")
-    gpu = torch.cuda.is_available()
     llm = vllm.LLM(
         model=request["model"],
         dtype=settings["dtype"]["cuda" if gpu else "cpu"],

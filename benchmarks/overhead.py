@@ -134,6 +134,7 @@ def bare_requests(cfg: RunConfig, engine: Engine, model_path: str, calls: list) 
     from sao.engines.hardware import (
         VLLM_CPU_ENGINE_KWARGS,
         VLLM_CPU_ENV,
+        VLLM_CPU_IN_PROCESS,
         resolve_dtype,
     )
     from sao.engines.ray import _CPU_ENV as RAY_REPLICA_ENV
@@ -178,6 +179,7 @@ def bare_requests(cfg: RunConfig, engine: Engine, model_path: str, calls: list) 
             "base_url": getattr(engine, "base_url", None),
             "vllm_cpu_engine_kwargs": VLLM_CPU_ENGINE_KWARGS,
             "vllm_cpu_env": VLLM_CPU_ENV,
+            "vllm_cpu_in_process": VLLM_CPU_IN_PROCESS,
             "ray_replica_env": RAY_REPLICA_ENV,
         },
         "stages": list(stages.values()),
