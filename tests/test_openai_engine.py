@@ -18,6 +18,7 @@ from sao.models import resolve_model
 from sao.store import read_manifest, read_records
 from sao.verify import verify
 from tests.conftest import SAO, TINY, requires, run_sao, thinking_template
+from tests.dtypes import batch_tolerance
 from tests.e2e_checks import (
     check_labels_and_json,
     check_records,
@@ -93,9 +94,11 @@ def test_template_variables_reach_the_servers_chat_template(engine, served_templ
     (steered,) = engine.label_logprobs([conversation], ["A", "B"], {"enable_thinking": False})
     (plain,) = engine.label_logprobs([conversation], ["A", "B"])
     expected = label_logprobs(model, conversation, chat_template=template, enable_thinking=False)
+    # the server holds bf16 weights (CPU_FLAGS), the reference fp32 ones: 0.17 apart measured
+    tol = 2 * batch_tolerance("bfloat16")
     for label in "AB":
-        assert math.isclose(steered[label], expected[label], abs_tol=0.02), (steered, expected)
-    assert max(abs(steered[x] - plain[x]) for x in "AB") > 0.1
+        assert math.isclose(steered[label], expected[label], abs_tol=tol), (steered, expected)
+    assert max(abs(steered[x] - plain[x]) for x in "AB") > 3 * tol
 
 
 def test_a_wrong_key_or_no_server_is_one_line(server, tmp_path):
