@@ -20,6 +20,14 @@ from sao.models import cache_dir
 
 # files that do not change what the model computes
 SKIPPED = {"README.md", "LICENSE", "LICENSE.txt", "NOTICE", ".gitattributes"}
+# folders no engine loads the model from: a trainer's checkpoints and logs beside the model it
+# saved, Meta's consolidated weights (`original/`), other runtimes' exports
+SKIPPED_DIRS = {"original", "onnx", "openvino", "coreml", "runs", "logs"}
+
+
+def skipped_dir(name: str) -> bool:
+    """True for a folder whose files are no part of the model (`checkpoint-500/`, `runs/`)."""
+    return name.startswith(".") or name in SKIPPED_DIRS or name.startswith("checkpoint-")
 CACHE_FILE = "digests.json"
 
 
@@ -27,7 +35,7 @@ def model_files(folder: Path) -> list[Path]:
     """The files that make up the model, recursively, in a stable order."""
     found = []
     for root, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not skipped_dir(d))
         for name in sorted(files):
             if name not in SKIPPED and not name.startswith("."):
                 found.append(Path(root) / name)

@@ -161,3 +161,30 @@ def check_judged_by(
     assert max(abs(by_judge[x] - by_generator[x]) for x in "AB") > 3 * tol  # the check can fail
     p = math.exp(by_judge["A"]) / (math.exp(by_judge["A"]) + math.exp(by_judge["B"]))
     assert math.isclose(call["p_first"], p, abs_tol=tol)
+
+
+def check_template_kwargs(engine, template: str, tol: float, **kwargs) -> None:
+    """`engine` reads a judge-like conversation with a system message through `template` given
+    `kwargs` (the engine passes them on to the chat template): its label log-probs match plain
+    transformers rendering the same, and differ from the template read without `kwargs` (the
+    reasoning block opened), so the check can fail."""
+    from sao.models import resolve_model
+
+    question = "Which answer is kinder?\n[Answer A]\nThank you!\n[Answer B]\nGo away."
+    conversation = [
+        {"role": "system", "content": "You are a fair judge."},
+        {"role": "user", "content": question + "\nReply with a single letter: A or B."},
+    ]
+    model = resolve_model("smollm2-135m-instruct").path
+    (steered,) = engine.label_logprobs([conversation], ["A", "B"], kwargs)
+    (plain,) = engine.label_logprobs([conversation], ["A", "B"], kwargs_without(kwargs))
+    expected = label_logprobs(model, conversation, **{"chat_template": template, **kwargs})
+    for label in "AB":
+        assert math.isclose(steered[label], expected[label], abs_tol=tol), (steered, expected)
+    assert max(abs(steered[x] - plain[x]) for x in "AB") > 3 * tol
+
+
+def kwargs_without(kwargs: dict) -> dict | None:
+    """`kwargs` less `enable_thinking` (None when nothing is left)."""
+    rest = {k: v for k, v in kwargs.items() if k != "enable_thinking"}
+    return rest or None

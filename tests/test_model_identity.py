@@ -39,12 +39,16 @@ def test_a_folder_is_hashed_once_then_looked_up_until_a_file_changes(tmp_path, c
     real = model_digest.sha256_file
     monkeypatch.setattr(model_digest, "sha256_file", lambda p: hashed.append(p.name) or real(p))
 
+    for beside in ("checkpoint-500", "original", "runs"):  # a trainer's leftovers, Meta's .pth
+        (folder / beside).mkdir()
+        (folder / beside / "model.safetensors").write_bytes(b"not loaded from here")
     first = folder_digest(folder)
     assert sorted(hashed) == ["config.json", "model.safetensors"]  # README is not the model
     again = folder_digest(folder)
     assert again == first and len(hashed) == 2  # looked up: no file read again
 
     (folder / "README.md").write_text("edited")
+    (folder / "checkpoint-500" / "model.safetensors").write_bytes(b"a later step")
     assert folder_digest(folder) == first and len(hashed) == 2
     with weights.open("r+b") as f:  # one byte rewritten in place: same size, new mtime
         f.seek(12345)

@@ -3,7 +3,6 @@ a server killed mid-run and restarted: the run finishes with nothing lost."""
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import time
@@ -23,7 +22,7 @@ from tests.e2e_checks import (
     check_labels_and_json,
     check_records,
     check_run_diagnostics,
-    label_logprobs,
+    check_template_kwargs,
 )
 from tests.servers import VLLMServer, free_port
 
@@ -84,21 +83,10 @@ def test_the_engine_samples_n_with_seeds_logprobs_and_json(engine, server):
 
 
 def test_template_variables_reach_the_servers_chat_template(engine, served_template):
-    """`chat_template_kwargs` travel in the request body: the label log-probs read with
-    enable_thinking false match plain transformers rendering the served template with that
-    variable, and differ from those read without it (so the check can fail)."""
-    question = "Which answer is kinder?\n[Answer A]\nThank you!\n[Answer B]\nGo away."
-    conversation = [{"role": "user", "content": question + "\nReply with a single letter: A or B."}]
-    template = served_template.read_text()
-    model = resolve_model("smollm2-135m-instruct").path
-    (steered,) = engine.label_logprobs([conversation], ["A", "B"], {"enable_thinking": False})
-    (plain,) = engine.label_logprobs([conversation], ["A", "B"])
-    expected = label_logprobs(model, conversation, chat_template=template, enable_thinking=False)
+    """`chat_template_kwargs` travel in the request body, the system message as a message."""
     # the server holds bf16 weights (CPU_FLAGS), the reference fp32 ones: 0.17 apart measured
     tol = 2 * batch_tolerance("bfloat16")
-    for label in "AB":
-        assert math.isclose(steered[label], expected[label], abs_tol=tol), (steered, expected)
-    assert max(abs(steered[x] - plain[x]) for x in "AB") > 3 * tol
+    check_template_kwargs(engine, served_template.read_text(), tol, enable_thinking=False)
 
 
 def test_a_wrong_key_or_no_server_is_one_line(server, tmp_path):

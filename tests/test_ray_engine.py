@@ -12,12 +12,13 @@ from sao.models import resolve_model
 from sao.pipeline import generate
 from sao.store import read_records
 from sao.verify import verify
-from tests.conftest import TINY, requires
-from tests.dtypes import TEST_DTYPE
+from tests.conftest import TINY, requires, thinking_template
+from tests.dtypes import TEST_DTYPE, batch_tolerance
 from tests.e2e_checks import (
     check_labels_and_json,
     check_records,
     check_run_diagnostics,
+    check_template_kwargs,
     load_records,
 )
 
@@ -63,6 +64,17 @@ def test_two_replicas_sample_rows_with_seeds_logprobs_and_json(engine):
     assert alone[0].text == results[1][2].text
     assert len({c.text for r in results for c in r}) > 5  # samples differ
     check_labels_and_json(engine, copies=3)
+
+
+def test_template_variables_reach_the_driver_s_chat_template(engine):
+    """The driver renders each conversation (system message included) with the stage's
+    template variables; here `chat_template` itself rides along to switch templates."""
+    from transformers import AutoTokenizer
+
+    base = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct").path)
+    template = thinking_template(base.chat_template)
+    tol = max(0.01, batch_tolerance())
+    check_template_kwargs(engine, template, tol, chat_template=template, enable_thinking=False)
 
 
 def test_a_run_on_the_ray_engine_writes_the_same_record_schema(engine, tmp_path):
