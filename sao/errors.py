@@ -1,5 +1,7 @@
 """The one exception type a user can cause; the CLI prints it as one line and exits non-zero."""
 
+from __future__ import annotations
+
 
 class SaoError(Exception):
     """A problem the user can fix (bad config, bad input file, missing model, unwritable output)."""
@@ -18,6 +20,14 @@ class RequestRefused(SaoError):
     argument it rejects, a 4xx): the run stops at once instead of retrying."""
 
     exit_code = 2
+
+    @classmethod
+    def of(cls, reason: str) -> RequestRefused:
+        """The refusal that stops a run, `reason` naming what the engine refused."""
+        return cls(
+            f"the engine refused a request and would again ({reason}); "
+            "committed shards are kept: fix the setting and rerun the same command"
+        )
 
 
 class EngineError(RuntimeError):

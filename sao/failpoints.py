@@ -3,7 +3,8 @@
 `SAO_FAILPOINT` holds comma-separated `ACTION@POINT` items. POINT is a name from `POINTS`,
 with `:SHARD` for the per-shard ones (`judge:1`). ACTION is `kill` (SIGKILL this process
 there, as a power cut or the OOM killer would), `raise` (raise `InjectedFault` the first time
-only, as a transient engine error would) or `fail` (raise it every time).
+only, as a transient engine error would), `fail` (raise it every time) or `refuse` (raise the
+`RequestRefused` an engine's refusal of a request becomes, which no retry can fix).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 
-from sao.errors import EngineError
+from sao.errors import EngineError, RequestRefused
 
 ENV = "SAO_FAILPOINT"
 POINTS = (
@@ -43,6 +44,8 @@ def reach(point: str, shard: int | None = None) -> None:
             continue
         if action == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
+        if action == "refuse":
+            raise RequestRefused.of(f"injected refusal at {here}")
         if action == "fail" or (action == "raise" and item not in _raised):
             _raised.add(item)
             raise InjectedFault(f"injected fault at {here}")

@@ -28,6 +28,8 @@ SKIPPED_DIRS = {"original", "onnx", "openvino", "coreml", "runs", "logs"}
 def skipped_dir(name: str) -> bool:
     """True for a folder whose files are no part of the model (`checkpoint-500/`, `runs/`)."""
     return name.startswith(".") or name in SKIPPED_DIRS or name.startswith("checkpoint-")
+
+
 CACHE_FILE = "digests.json"
 
 

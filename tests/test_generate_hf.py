@@ -86,6 +86,16 @@ def test_engine_faults_stop_cleanly_then_a_rerun_regenerates_a_lost_shard(run, t
     )
     assert (out / shard_name(0)).stat().st_mtime_ns == before[shard_name(0)][0]
 
+    refused = run_sao(*args, env={"SAO_FAILPOINT": "refuse@responses:1"})  # never retried
+    assert refused.returncode == 2, refused.stderr[-3000:]
+    assert "Traceback" not in refused.stderr and "retry" not in refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: the engine refused a request and would again (injected refusal at responses:1); "
+        "committed shards are kept: fix the setting and rerun the same command"
+    )
+    assert (out / shard_name(0)).stat().st_mtime_ns == before[shard_name(0)][0]
+    assert not (out / shard_name(1)).exists()
+
     proc = run_sao(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resuming: 1 of 2 shards committed" in proc.stderr

@@ -91,10 +91,7 @@ def _guarded(call: Callable[..., Any], *args: Any) -> Any:
     except Exception as exc:  # CUDA, HTTP, a dead engine process: each engine has its own
         refused = never_succeeds(exc)
         if refused is not None:
-            raise RequestRefused(
-                f"the engine refused a request and would again ({describe(refused)}); "
-                "committed shards are kept: fix the setting and rerun the same command"
-            ) from None
+            raise RequestRefused.of(describe(refused)) from None
         raise EngineError(describe(exc)) from exc
 
 
