@@ -314,11 +314,14 @@ def judge_eval_cmd(
             err.status(f"judging {len(items)} probes in {len(chosen)} modes"),
         ):
             if {"single-order", "pairwise-logprob", "rubric"} & set(chosen):
+                logprob = {"mode": "pairwise-logprob", "template": None}
+                if cfg.judge.mode == "pairwise-logprob":
+                    logprob["template"] = cfg.judge.template  # its own template, as evaluate does
                 reads_labels = cfg.model_copy(
-                    update={"judge": cfg.judge.model_copy(update={"mode": "pairwise-logprob"})}
+                    update={"judge": cfg.judge.model_copy(update=logprob)}
                 )
                 check_verdict_first(backend, reads_labels, resolved.name)
-            result = evaluate(backend, items, cfg.judge, chosen)
+            result = evaluate(backend, items, cfg.judge, chosen, cfg.reasoning.markers)
     finally:
         backend.close()
     result.update(model=resolved.name, engine=name)
@@ -379,12 +382,14 @@ def judge_agreement_cmd(
     other = resolve_model(judge_model)
     engines = []
     try:
-        for label, path, revision in (
-            (ran["name"], ran["path"], ran.get("revision")),
-            (other.name, other.path, other.revision),
+        ran_on = cfg.judge_engine() if cfg.judge.model else cfg.engine  # as the run judged...
+        ran_on = ran_on.model_copy(update={"name": cfg.engine.name})  # ...on this engine
+        for label, path, revision, settings in (
+            (ran["name"], ran["path"], ran.get("revision"), ran_on),
+            (other.name, other.path, other.revision, cfg.engine),
         ):
             with err.status(f"loading {label} on engine {name}"):
-                engines.append(GuardedEngine(make_engine(cfg.engine, path, cfg.seed, revision)))
+                engines.append(GuardedEngine(make_engine(settings, path, cfg.seed, revision)))
         with (
             failures_as_one_line("judge-agreement"),
             err.status(f"judging {len(records)} records with {other.name}"),

@@ -7,10 +7,17 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from sao.errors import SaoError
 
@@ -105,6 +112,29 @@ def _template_kwargs_field() -> Any:
         description="variables for the chat template on every engine "
         "(e.g. enable_thinking: false for a thinking model)",
     )
+
+
+# how sao itself calls the chat template: not a template variable a stage may set
+RENDER_ARGS = (
+    "conversation",
+    "add_generation_prompt",
+    "continue_final_message",
+    "tokenize",
+    "return_dict",
+    "return_tensors",
+    "chat_template",
+)
+
+
+def _check_template_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Refuse keys that would override how sao renders a conversation."""
+    owned = sorted(set(kwargs) & set(RENDER_ARGS))
+    if owned:
+        raise ValueError(f"{owned[0]} is how sao calls the chat template, not a template variable")
+    return kwargs
+
+
+TemplateKwargsField = Annotated[dict[str, Any], AfterValidator(_check_template_kwargs)]
 
 
 class EngineConfig(_Section):
@@ -212,7 +242,7 @@ class PromptConfig(_Section):
     min_chars: int = Field(12, ge=1, description="shorter cleaned prompts are rejected")
     max_chars: int = Field(800, ge=16, description="longer cleaned prompts are rejected")
     system: str | None = _system_field()
-    chat_template_kwargs: dict[str, Any] = _template_kwargs_field()
+    chat_template_kwargs: TemplateKwargsField = _template_kwargs_field()
 
     @model_validator(mode="after")
     def _not_greedy_copies(self) -> PromptConfig:
@@ -240,7 +270,7 @@ class ResponseConfig(_Section):
     top_p: float = Field(1.0, gt=0, le=1, description="1.0 skips a full-vocab sort per token")
     max_tokens: int = Field(256, ge=8)
     system: str | None = _system_field()
-    chat_template_kwargs: dict[str, Any] = _template_kwargs_field()
+    chat_template_kwargs: TemplateKwargsField = _template_kwargs_field()
 
 
 JudgeMode = Literal["pairwise-logprob", "pairwise-text", "rubric", "reward-model"]
@@ -297,7 +327,7 @@ class JudgeConfig(_Section):
         description="logprob judges: labels carrying less probability than this give no verdict",
     )
     system: str | None = _system_field()
-    chat_template_kwargs: dict[str, Any] = _template_kwargs_field()
+    chat_template_kwargs: TemplateKwargsField = _template_kwargs_field()
 
     def template_name(self) -> str:
         """The template this mode renders."""

@@ -6,6 +6,7 @@ from rich.console import Console
 
 from sao.config import EngineConfig, RunConfig
 from sao.engines import Engine, make_engine, resolve_engine_name
+from sao.engines.guard import GuardedEngine, failures_as_one_line
 from sao.errors import SaoError
 from sao.models import EMBEDDED_ALIAS, ResolvedModel, resolve_model
 from sao.preflight import check_verdict_first
@@ -27,7 +28,8 @@ def load_engine(
         )
     if judges:
         try:
-            check_verdict_first(engine, cfg, model.name)
+            with failures_as_one_line("the judge's reasoning check"):
+                check_verdict_first(GuardedEngine(engine), cfg, model.name)
         except BaseException:
             engine.close()
             raise

@@ -19,10 +19,11 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from sao.config import JudgeConfig
-from sao.engines.base import Engine, Message
+from sao.engines.base import Engine, Message, render_chat
 from sao.errors import SaoError
 from sao.stages import judge, judge_rubric, template_kwargs
 from sao.templates import Template
+from sao.text.reasoning import DEFAULT_MARKERS
 
 MODES = ("single-order", "pairwise-logprob", "pairwise-text", "rubric")
 FIELDS = ("prompt", "better", "worse")
@@ -100,11 +101,8 @@ def prompt_tokens(
     tokenizer = getattr(engine, "tokenizer", None)
     if tokenizer is None:
         return 0
-    kwargs = (template_kwargs(cfg) if cfg else None) or {}
-    texts = [
-        tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False, **kwargs)
-        for c in conversations
-    ]
+    kwargs = template_kwargs(cfg) if cfg else None
+    texts = [render_chat(tokenizer, c, kwargs) for c in conversations]
     return sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
 
 
@@ -130,12 +128,14 @@ def single_order(engine: Engine, probes: list[Probe], cfg: JudgeConfig) -> dict[
     }
 
 
-def debiased(engine: Engine, probes: list[Probe], cfg: JudgeConfig) -> dict[str, Any]:
+def debiased(
+    engine: Engine, probes: list[Probe], cfg: JudgeConfig, markers: tuple[str, str]
+) -> dict[str, Any]:
     """One of the library's modes on both presentations; P(better) read from the matrix."""
     template = Template(cfg.template_name())
     items_a = [(p.prompt, [p.better, p.worse]) for p in probes]
     items_b = [(p.prompt, [p.worse, p.better]) for p in probes]
-    verdicts = judge.judge(engine, items_a + items_b, template, cfg)
+    verdicts = judge.judge(engine, items_a + items_b, template, cfg, markers)
     n = len(probes)
     p_a = [v.matrix[0][1] for v in verdicts[:n]]
     p_b = [v.matrix[1][0] for v in verdicts[n:]]
@@ -186,9 +186,14 @@ def fit_rubric_scale(scores: list[tuple[float | None, float | None]]) -> float |
 
 
 def evaluate(
-    engine: Engine, probes: list[Probe], base: JudgeConfig, modes: list[str]
+    engine: Engine,
+    probes: list[Probe],
+    base: JudgeConfig,
+    modes: list[str],
+    markers: tuple[str, str] = DEFAULT_MARKERS,
 ) -> dict[str, Any]:
-    """Accuracy, position bias, ties, parse failures and token cost per mode, plus agreement."""
+    """Accuracy, position bias, ties, parse failures and token cost per mode, plus agreement;
+    text and JSON verdicts are read without reasoning between `markers`."""
     results: dict[str, Any] = {}
     verdicts: dict[str, list[str]] = {}
     for mode in modes:
@@ -199,7 +204,7 @@ def evaluate(
         raw = (
             single_order(engine, probes, cfg)
             if mode == "single-order"
-            else debiased(engine, probes, cfg)
+            else debiased(engine, probes, cfg, markers)
         )
         p_a, p_b = raw["p_better"]
         first, second = [verdict(p) for p in p_a], [verdict(p) for p in p_b]

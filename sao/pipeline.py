@@ -23,7 +23,7 @@ from sao.filter_feed import FilterFeed
 from sao.models import ResolvedModel, resolve_model
 from sao.personas import Persona, choose_personas
 from sao.plan import layout, make_plan
-from sao.preflight import check_model, check_token_budget, preflight
+from sao.preflight import check_chat_templates, check_model, check_token_budget, preflight
 from sao.progress import StageProgress
 from sao.provenance import (
     environment_versions,
@@ -75,6 +75,7 @@ def prepare(cfg: RunConfig, *, load: bool, mode: str, write: bool = True) -> Pre
         model = prepared(model, cfg.output.dir, mode, "model")
         if judge_model is not None:
             judge_model = prepared(judge_model, cfg.output.dir, mode, "judge_model")
+        check_chat_templates(cfg, model, judge_model)
         judge_cfg = cfg.judge_engine() if judge_model is not None else cfg.engine
         section = "judge.engine" if judge_model is not None else "engine"
         check_token_budget(cfg, judge_cfg, judge_model or model, templates, section)

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 from sao.config import EngineConfig, RunConfig
 from sao.engines import resolve_engine_name
-from sao.engines.base import Engine, Message, Sampling
+from sao.engines.base import Engine, Message, Sampling, render_chat
 from sao.engines.engine_args import check_vllm_args
-from sao.errors import SaoError
+from sao.errors import SaoError, describe
 from sao.models import ResolvedModel, has_chat_template
 from sao.personas import Persona
 from sao.plan import judge_calls_per_record
-from sao.stages import judge, judge_reward, judge_rubric, prompts, template_kwargs
+from sao.stages import (
+    judge,
+    judge_reward,
+    judge_rubric,
+    opens_reasoning,
+    prompts,
+    responses,
+    template_kwargs,
+)
 from sao.templates import Template
 from sao.text.reasoning import split_reasoning
 
@@ -134,7 +143,7 @@ def check_token_budget(
     limit, where = context_limit(engine, model, section)
     if limit is None:
         return
-    tokenizer = _tokenizer(model)
+    tokenizer = _tokenizer(model.path, model.revision)
     if tokenizer is None:
         return
     prompt = (SAMPLE_PROMPT + " ") * (cfg.prompts.max_chars // (len(SAMPLE_PROMPT) + 1) + 1)
@@ -147,10 +156,7 @@ def check_token_budget(
         turns = judge.request(prompt, "", "", templates["judge"], labels, cfg.judge.system)
         answers = 2 * cfg.responses.max_tokens
     _, generated = judge_calls_per_record(cfg)  # tokens one judge call may generate
-    kwargs = template_kwargs(cfg.judge) or {}
-    text = tokenizer.apply_chat_template(
-        turns, add_generation_prompt=True, tokenize=False, **kwargs
-    )
+    text = render_chat(tokenizer, turns, template_kwargs(cfg.judge))
     needed = len(tokenizer(text, add_special_tokens=False)["input_ids"]) + answers + generated
     if needed > limit:
         raise SaoError(
@@ -177,12 +183,13 @@ def context_limit(
     return positions, "the model's context (max_position_embeddings)"
 
 
-def _tokenizer(model: ResolvedModel):
+@functools.lru_cache(maxsize=4)
+def _tokenizer(path: str, revision: str | None):
     """The model's tokenizer; None when it cannot load (the engine then fails in one line)."""
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(model.path, revision=model.revision)
+        return AutoTokenizer.from_pretrained(path, revision=revision)
     except Exception:
         return None
 
@@ -191,7 +198,12 @@ def check_verdict_first(engine: Engine, cfg: RunConfig, model_name: str) -> None
     """A judge that reads its verdict from label log-probabilities reads the first token the
     model writes: a model that opens its reply with reasoning (or whose chat template opens it)
     is refused, so reasoning is never read as a verdict. Text and JSON verdicts are read with
-    the reasoning taken out, and need no check."""
+    the reasoning taken out, and need no check. `engine` is guarded: its failures are one line.
+
+    Without a tokenizer here (a server renders its own template), an empty reply cut at the
+    probe's length counts as reasoning too: a server's reasoning parser takes it out of the
+    text, and a template that opened the block leaves no marker at the reply's start.
+    """
     jc = cfg.judge
     template = Template(jc.template_name())
     if jc.mode == "pairwise-logprob":
@@ -201,22 +213,67 @@ def check_verdict_first(engine: Engine, cfg: RunConfig, model_name: str) -> None
         turns = judge_rubric.request(SAMPLE_PROMPT, SAMPLE_ANSWERS[0], template, "digit", jc.system)
     else:
         return
-    opening, closing = cfg.reasoning.markers
-    kwargs = template_kwargs(jc)
-    tokenizer = getattr(engine, "tokenizer", None)
-    opened = False
-    if tokenizer is not None:  # a template that opens the reasoning itself (R1-style)
-        text = tokenizer.apply_chat_template(
-            turns, add_generation_prompt=True, tokenize=False, **(kwargs or {})
-        )
-        opened = text.rfind(opening) > text.rfind(closing)
+    markers, kwargs = cfg.reasoning.markers, template_kwargs(jc)
+    opened = opens_reasoning(engine, [turns], kwargs, markers)
     if not opened:
         params = Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=PROBE_TOKENS)
         ((reply,),) = engine.chat([turns], params, kwargs)
-        opened = split_reasoning(reply.text, cfg.reasoning.markers)[0] is not None
+        served = getattr(engine, "tokenizer", None) is None
+        silent = served and not reply.text.strip() and reply.finish_reason == "length"
+        opened = silent or split_reasoning(reply.text, markers)[0] is not None
+        opened = opened or (served and markers[1] in reply.text)
     if opened:
         raise SaoError(
             f"judge.mode {jc.mode} reads its verdict from the first token {model_name} writes, "
-            f"but that model opens its reply with reasoning ({opening}): set "
+            f"but that model opens its reply with reasoning ({markers[0]}): set "
             "judge.chat_template_kwargs (e.g. enable_thinking: false) or judge.mode pairwise-text"
         )
+
+
+def check_chat_templates(
+    cfg: RunConfig, model: ResolvedModel, judge_model: ResolvedModel | None
+) -> None:
+    """Each stage's conversation (its system message, its template variables) renders with the
+    chat template of the model that reads it: a template that refuses a system turn, or a
+    variable it trips on, fails here in one line, before any model loads. Served models render
+    their own templates and are left to the server."""
+    persona = Persona("sample", SAMPLE_PERSONA)
+    stages = [
+        (
+            model,
+            "prompts",
+            prompts.requests([persona], Template(cfg.prompts.template), cfg.prompts.system)[0],
+            cfg.prompts,
+        ),
+        (
+            model,
+            "responses",
+            responses.conversations([SAMPLE_PROMPT], cfg.responses)[0],
+            cfg.responses,
+        ),
+    ]
+    if cfg.judge.mode != "reward-model":
+        labels = (cfg.judge.labels[0], cfg.judge.labels[1])
+        template = Template(cfg.judge.template_name())
+        turns = (
+            judge_rubric.request(
+                SAMPLE_PROMPT, SAMPLE_ANSWERS[0], template, "digit", cfg.judge.system
+            )
+            if cfg.judge.mode == "rubric"
+            else judge.request(SAMPLE_PROMPT, *SAMPLE_ANSWERS, template, labels, cfg.judge.system)
+        )
+        stages.append((judge_model or model, "judge", turns, cfg.judge))
+    for reader, stage, turns, section in stages:
+        if reader.source == "server" or not reader.path:
+            continue
+        tokenizer = _tokenizer(reader.path, reader.revision)
+        if tokenizer is None:
+            continue
+        try:
+            render_chat(tokenizer, turns, template_kwargs(section))
+        except Exception as exc:
+            raise SaoError(
+                f"the chat template of {reader.name} cannot render the {stage} stage's "
+                f"conversation ({' '.join(describe(exc).split())}): check {stage}.system and "
+                f"{stage}.chat_template_kwargs"
+            ) from None

@@ -21,7 +21,7 @@ if __name__ == "__main__":
     settings = cfg.engine.model_copy(update={"name": engine_name})  # the run's dtype too
     engine = make_engine(settings, resolve_model(cfg.model).path, cfg.seed)
     template = Template(cfg.judge.template_name())
-    prompt = record["prompt"][0]["content"]
+    prompt = record["prompt"][-1]["content"]
     texts = [r["text"] for r in record["responses"]]
     forward, backward = judge.judge(
         engine, [(prompt, texts), (prompt, texts[::-1])], template, cfg.judge

@@ -185,7 +185,7 @@ def test_sppo_columns_match_p_and_drive_the_loss(run, tmp_path):
         p, texts = rec["pref_matrix"], [x["text"] for x in rec["responses"]]
         widest = max(rec["pairs"], key=lambda pair: pair["margin"])
         c, r = widest["chosen"], widest["rejected"]
-        expected[rec["prompt"][0]["content"]] = {
+        expected[rec["prompt"][-1]["content"]] = {
             "chosen": rec["prompt"] + [{"role": "assistant", "content": texts[c]}],
             "rejected": rec["prompt"] + [{"role": "assistant", "content": texts[r]}],
             "chosen_probs": p[c][r],
@@ -262,7 +262,7 @@ def test_openrlhf_columns_follow_its_reader_and_flags(run, tmp_path):
     assert set(data) == {"train", "test"}
     assert data["train"].column_names == ["prompt", "chosen", "rejected", "margin"]
     tok = tokenizer(run)
-    widest = {rec["prompt"][0]["content"]: rec["pairs"][0] for rec in records(run) if rec["pairs"]}
+    widest = {rec["prompt"][-1]["content"]: rec["pairs"][0] for rec in records(run) if rec["pairs"]}
     rows = [*data["train"], *data["test"]]
     assert len(rows) == len(widest)  # one pair per prompt, the widest
     for row in rows:
@@ -271,7 +271,7 @@ def test_openrlhf_columns_follow_its_reader_and_flags(run, tmp_path):
         full = tok.apply_chat_template(row["prompt"] + row["chosen"], tokenize=False)
         assert full.startswith(prompt) and row["chosen"][0]["content"] in full[len(prompt) :]
         assert row["chosen"][0]["role"] == row["rejected"][0]["role"] == "assistant"
-        pair = widest[row["prompt"][0]["content"]]
+        pair = widest[row["prompt"][-1]["content"]]
         assert row["margin"] == pytest.approx(pair["margin"], abs=1e-6)
     # the printed command, parsed as a shell would: comments dropped, continuations joined
     argv = shlex.split(stdout.split("train on it:", 1)[1].replace("\\\n", " "), comments=True)
@@ -301,8 +301,8 @@ def test_hf_export_is_the_raw_records_split_by_prompt(run, tmp_path):
     assert sorted(r["record_id"] for r in train + test) == sorted(
         r["record_id"] for r in records(run)
     )
-    assert not {r["prompt"][0]["content"] for r in train} & {
-        r["prompt"][0]["content"] for r in test
+    assert not {r["prompt"][-1]["content"] for r in train} & {
+        r["prompt"][-1]["content"] for r in test
     }
     info = json.loads((out / ".sao_export.json").read_text())
     assert info["rows"] == {"train": len(train), "test": len(test)}

@@ -59,7 +59,6 @@ def test_a_folder_is_hashed_once_then_looked_up_until_a_file_changes(tmp_path, c
 
 
 @pytest.mark.slow
-@pytest.mark.long  # three runs of sao generate: make test-long
 def test_weights_changed_in_place_refuse_the_resume(tmp_path, monkeypatch):
     # a local copy of the embedded model, used as a training round would use its checkpoint
     source = resolve_model("smollm2-135m-instruct").path

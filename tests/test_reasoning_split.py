@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from sao.text.reasoning import split_reasoning
+from sao.text.reasoning import left_open, split_reasoning
 
 CASES = [
     ("<think>\nplan it\n</think>\n\nBlue.", ("plan it", "Blue.")),
     ("  <think>a</think>b", ("a", "b")),
-    ("plan it</think>\n\nBlue.", ("plan it", "Blue.")),  # the template opened the reasoning
+    ("Close it with </think> and go on.", (None, "Close it with </think> and go on.")),
     ("<think>\nstill thinking when cut", ("still thinking when cut", "")),
     ("Blue.", (None, "Blue.")),
     (
@@ -28,3 +28,14 @@ def test_reasoning_is_split_only_where_the_reply_opens_with_it(reply, expected):
 def test_the_markers_are_the_configs():
     assert split_reasoning("[R]why[/R] so", ("[R]", "[/R]")) == ("why", "so")
     assert split_reasoning("<think>x</think>y", ("[R]", "[/R]")) == (None, "<think>x</think>y")
+
+
+def test_a_template_that_opened_the_block_makes_the_head_reasoning():
+    assert split_reasoning("plan it</think>\n\nBlue.", opened=True) == ("plan it", "Blue.")
+    assert split_reasoning("still thinking", opened=True) == ("still thinking", "")
+
+
+def test_a_rendered_prompt_left_inside_a_block_is_told_from_a_closed_one():
+    assert left_open("<|user|>hi<|assistant|><think>\n")
+    assert not left_open("<|user|>hi<|assistant|><think>\n\n</think>\n\n")
+    assert not left_open("<|user|>hi<|assistant|>")

@@ -55,7 +55,6 @@ def test_extend_refuses_anything_but_more_personas(run_copy, tiny_config):
     assert "is unfinished" in refused(run_copy, tiny_config, "-n", "6", "--extend")
 
 
-@pytest.mark.long  # a run grown by a shard, then checked shard by shard: make test-long
 def test_extend_adds_new_shards_only(run_copy, tiny_config):
     before = {name: (run_copy / name).read_bytes() for name in (shard_name(0), shard_name(1))}
     args = ("generate", "-c", str(tiny_config), "--engine", "hf", "--out", str(run_copy))

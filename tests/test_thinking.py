@@ -101,3 +101,34 @@ def test_the_judge_read_its_verdict_with_its_template_variables_and_system_messa
     record = read_records(thought).to_pylist()[0]
     judge = str(switch_judge)
     check_judged_by(record, judge, judge, batch_tolerance(), JUDGE_SYSTEM, enable_thinking=False)
+
+
+def test_chat_renders_the_system_message_and_template_variables(switch_judge):
+    """The hf engine's `chat` (prompts, answers, text verdicts) writes, greedily, what plain
+    transformers writes from the conversation rendered with the same system message and
+    variable; without the variable the template opens a reasoning block and the text differs."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sao.engines.base import Sampling
+    from sao.engines.hf import HFEngine
+
+    conversation = [
+        {"role": "system", "content": ANSWER_SYSTEM},
+        {"role": "user", "content": "Name a colour."},
+    ]
+    engine = HFEngine(str(switch_judge), dtype="float32")
+    greedy = Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=12)
+    ((steered,),) = engine.chat([conversation], greedy, {"enable_thinking": False})
+    ((opened,),) = engine.chat([conversation], greedy)
+    engine.close()
+    tokenizer = AutoTokenizer.from_pretrained(switch_judge)
+    model = AutoModelForCausalLM.from_pretrained(switch_judge, dtype=torch.float32)
+    ids = tokenizer.apply_chat_template(
+        conversation, add_generation_prompt=True, return_tensors="pt", return_dict=True,
+        enable_thinking=False,
+    )  # fmt: skip
+    out = model.generate(**ids, do_sample=False, max_new_tokens=12)
+    text = tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert steered.text == text.strip()
+    assert opened.text != steered.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datasets
 
 from sao.adapters.options import ExportOptions, assistant, selected_pairs
+from sao.engines.base import render_chat
 from sao.errors import SaoError
 
 FEATURES = datasets.Features(
@@ -36,10 +37,11 @@ def tokenizer(context: dict):
     return context["cache"]["tokenizer"]
 
 
-def completion(tok, prompt: list[dict], text: str) -> tuple[str, str]:
-    """(rendered prompt, the rendered assistant turn that follows it)."""
-    head = tok.apply_chat_template(prompt, add_generation_prompt=True, tokenize=False)
-    full = tok.apply_chat_template(prompt + assistant(text), tokenize=False)
+def completion(tok, prompt: list[dict], text: str, kwargs: dict | None = None) -> tuple[str, str]:
+    """(rendered prompt, the rendered assistant turn that follows it), with the template
+    variables (`kwargs`) the answers were sampled under."""
+    head = render_chat(tok, prompt, kwargs)
+    full = tok.apply_chat_template(prompt + assistant(text), tokenize=False, **(kwargs or {}))
     if not full.startswith(head):
         raise SaoError("the chat template renders the prompt differently inside a conversation")
     return head, full[len(head) :]
@@ -48,10 +50,11 @@ def completion(tok, prompt: list[dict], text: str) -> tuple[str, str]:
 def rows(record: dict, options: ExportOptions, context: dict) -> list[dict]:
     """One row per pair, as strings."""
     tok = tokenizer(context)
+    kwargs = context["config"]["responses"].get("chat_template_kwargs")
     texts = [r["text"] for r in record["responses"]]
     out = []
     for pair in selected_pairs(record, options):
-        head, chosen = completion(tok, record["prompt"], texts[pair["chosen"]])
-        _, rejected = completion(tok, record["prompt"], texts[pair["rejected"]])
+        head, chosen = completion(tok, record["prompt"], texts[pair["chosen"]], kwargs)
+        _, rejected = completion(tok, record["prompt"], texts[pair["rejected"]], kwargs)
         out.append({"prompt": head, "chosen": chosen, "rejected": rejected})
     return out

@@ -85,6 +85,21 @@ def single_token_ids(tokenizer: Any, labels: list[str]) -> list[int]:
     return ids
 
 
+def render_chat(
+    tokenizer: Any,
+    conversation: list[Message],
+    template_kwargs: TemplateKwargs = None,
+    *,
+    tokenize: bool = False,
+) -> Any:
+    """The conversation as the model reads it, up to the assistant turn's header, with the
+    stage's template variables: text, or token ids with `tokenize`."""
+    how = {"add_generation_prompt": True, "tokenize": tokenize}
+    if tokenize:
+        how["return_dict"] = False
+    return tokenizer.apply_chat_template(conversation, **how, **(template_kwargs or {}))
+
+
 def require_chat_template(tokenizer: Any, model_path: str) -> None:
     """SaoError unless the tokenizer has a chat template: sao needs an instruct model."""
     if getattr(tokenizer, "chat_template", None) is None:

@@ -89,6 +89,8 @@ def _guarded(call: Callable[..., Any], *args: Any) -> Any:
     except SaoError:
         raise
     except Exception as exc:  # CUDA, HTTP, a dead engine process: each engine has its own
+        if sao_bug(exc):
+            raise  # no retry and no setting fixes sao's own bug: it surfaces as it is
         refused = never_succeeds(exc)
         if refused is not None:
             raise RequestRefused.of(describe(refused)) from None
@@ -121,6 +123,12 @@ def never_succeeds(exc: BaseException) -> BaseException | None:
         if found and (found - GENERIC or not raised_in_sao(e)):
             return e
     return None
+
+
+def sao_bug(exc: BaseException) -> bool:
+    """True for a ValueError or TypeError that sao's own code raised (no engine's class)."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & GENERIC) and not names & (NEVER_SUCCEEDS - GENERIC) and raised_in_sao(exc)
 
 
 def raised_in_sao(exc: BaseException) -> bool:

@@ -51,7 +51,7 @@ def resolve_dtype(dtype: str, gpu: bool | None = None) -> str:
 
 
 # Without a GPU, the vLLM engine core and its one worker run in sao's own process: an engine
-# starts in about 20 s instead of 50 on 2 cores (no two more processes importing vLLM and torch),
+# starts in about 17 s instead of 50 on 2 cores (no two more processes importing vLLM and torch),
 # and generates faster (no inter-process queues). GPUs keep vLLM's own process layout, which
 # overlaps scheduling with the forward pass.
 VLLM_CPU_IN_PROCESS = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}

@@ -11,6 +11,7 @@ from sao.engines.base import (
     Message,
     Sampling,
     TemplateKwargs,
+    render_chat,
     require_chat_template,
     single_token_ids,
 )
@@ -68,9 +69,7 @@ class HFEngine:
 
     def render(self, conversation: list[Message], template_kwargs: TemplateKwargs = None) -> str:
         """The conversation as the model sees it, ending with the assistant turn's header."""
-        return self.tokenizer.apply_chat_template(
-            conversation, add_generation_prompt=True, tokenize=False, **(template_kwargs or {})
-        )
+        return render_chat(self.tokenizer, conversation, template_kwargs)
 
     def _batches(self, texts: list[str]) -> Iterator[list[int]]:
         """Indices grouped into micro-batches of similar length (less padding)."""

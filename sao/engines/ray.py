@@ -26,6 +26,7 @@ from sao.engines.base import (
     Message,
     Sampling,
     TemplateKwargs,
+    render_chat,
     require_chat_template,
     single_token_ids,
 )
@@ -266,13 +267,7 @@ class RayEngine:
     # ------------------------------------------------------------------ internals
 
     def _template(self, conversation: list[Message], template_kwargs: TemplateKwargs) -> list[int]:
-        return self.tokenizer.apply_chat_template(
-            conversation,
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=False,
-            **(template_kwargs or {}),
-        )
+        return render_chat(self.tokenizer, conversation, template_kwargs, tokenize=True)
 
     def _run(self, prompts: list[list[int]], params: Any) -> list[dict[str, Any]]:
         """Send rows (one sampling dict for all, or one per row) and wait for all their results.

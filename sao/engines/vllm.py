@@ -7,6 +7,7 @@ from sao.engines.base import (
     Message,
     Sampling,
     TemplateKwargs,
+    render_chat,
     require_chat_template,
     single_token_ids,
 )
@@ -128,12 +129,7 @@ class VLLMEngine:
         params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=ids)
         # Requests scheduled in the same step cannot hit each other's prefix cache: send them in
         # waves (one per record, one per first answer, the rest) so each reuses cached blocks.
-        texts = [
-            self.tokenizer.apply_chat_template(
-                c, add_generation_prompt=True, tokenize=False, **(template_kwargs or {})
-            )
-            for c in conversations
-        ]
+        texts = [render_chat(self.tokenizer, c, template_kwargs) for c in conversations]
 
         def wave(indices: list[int]) -> list[dict[str, float]]:
             batch = [conversations[i] for i in indices]

@@ -14,7 +14,7 @@ from itertools import combinations
 
 from sao.config import JudgeConfig
 from sao.engines.base import Engine, Message, Sampling
-from sao.stages import conversation, template_kwargs
+from sao.stages import conversation, opens_reasoning, template_kwargs
 from sao.stages.judge_diagnostics import Diagnostics
 from sao.stages.verdicts import WEAK_LABEL_MASS, Call, Verdicts, assemble, count_flag, label_mass
 from sao.templates import Template
@@ -104,8 +104,9 @@ def score_calls(
         n=1, temperature=0.0, top_p=1.0, max_tokens=cfg.max_tokens, json_schema=SCORE_SCHEMA
     )
     calls = []
+    opened = opens_reasoning(engine, conversations, kwargs, markers)
     for (reply,) in engine.chat(conversations, params, kwargs):
-        score = parse_score(answer_text(reply.text, markers))
+        score = parse_score(answer_text(reply.text, markers, opened))
         verdict = "unparsed" if score is None else str(int(score))
         calls.append(Call(verdict, reply.num_tokens, reply.text, score=score))
     return calls

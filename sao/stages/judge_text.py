@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from sao.engines.base import Engine, Message, Sampling, TemplateKwargs
+from sao.stages import opens_reasoning
 from sao.stages.verdicts import Call
 from sao.text.reasoning import DEFAULT_MARKERS, answer_text
 
@@ -39,9 +40,10 @@ def text_calls(
     (between `markers`) is never read as one. `kwargs` go to the chat template."""
     params = Sampling(n=1, temperature=0.0, top_p=1.0, max_tokens=max_tokens)
     replies = engine.chat(conversations, params, kwargs) if conversations else []
+    opened = opens_reasoning(engine, conversations, kwargs, markers)
     calls = []
     for (reply,) in replies:
-        verdict = parse_verdict(answer_text(reply.text, markers), labels)
+        verdict = parse_verdict(answer_text(reply.text, markers, opened), labels)
         p_first = {"first": 1.0, "second": 0.0}.get(verdict)
         calls.append(
             Call(verdict=verdict, tokens=reply.num_tokens, raw=reply.text, p_first=p_first)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sao.config import PromptConfig
 from sao.engines.base import Completion, Engine, Message
 from sao.personas import Persona
-from sao.stages import conversation, sampling, template_kwargs
+from sao.stages import conversation, opens_reasoning, sampling, template_kwargs
 from sao.stages.filters import PromptFilter
 from sao.templates import Template
 from sao.text.reasoning import DEFAULT_MARKERS, answer_text
@@ -102,12 +102,15 @@ def synthesize(
     A candidate's reasoning (between `markers`) is no part of the prompt.
     """
     params = sampling(cfg, cfg.candidates, seed)
-    outputs = engine.chat(requests(personas, template, cfg.system), params, template_kwargs(cfg))
+    asked = requests(personas, template, cfg.system)
+    kwargs = template_kwargs(cfg)
+    opened = opens_reasoning(engine, asked, kwargs, markers)
+    outputs = engine.chat(asked, params, kwargs)
     results = []
     for persona, candidates in zip(personas, outputs, strict=True):
         result = PromptResult(None, tokens=sum(c.num_tokens for c in candidates))
         for completion in candidates:
-            text = clean(answer_text(completion.text, markers))
+            text = clean(answer_text(completion.text, markers, opened))
             reason = rejection(text, completion, persona.text, cfg)
             if reason is None and prompt_filter is not None:
                 reason = prompt_filter.reason(text)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from sao.config import ResponseConfig
 from sao.engines.base import Completion, Engine, Message
-from sao.stages import conversation, sampling, template_kwargs
+from sao.stages import conversation, opens_reasoning, sampling, template_kwargs
 from sao.text.reasoning import DEFAULT_MARKERS, split_reasoning
 
 
@@ -28,13 +28,16 @@ def sample(
     if not prompts:  # every persona of the shard lost its prompt
         return []
     params = sampling(cfg, cfg.samples, seed)
-    out = engine.chat(prompts, params, template_kwargs(cfg))
-    return [[without_reasoning(c, markers) for c in comps] for comps in out]
+    kwargs = template_kwargs(cfg)
+    opened = opens_reasoning(engine, prompts, kwargs, markers)
+    out = engine.chat(prompts, params, kwargs)
+    return [[without_reasoning(c, markers, opened) for c in comps] for comps in out]
 
 
-def without_reasoning(completion: Completion, markers: tuple[str, str]) -> Completion:
-    """The completion with its reasoning moved out of `text` into `reasoning`."""
-    reasoning, answer = split_reasoning(completion.text, markers)
+def without_reasoning(completion: Completion, markers: tuple[str, str], opened: bool) -> Completion:
+    """The completion with its reasoning moved out of `text` into `reasoning` (`opened`: the
+    template opened the reasoning block before the reply)."""
+    reasoning, answer = split_reasoning(completion.text, markers, opened)
     if reasoning is None:
         return completion
     return replace(completion, text=answer, reasoning=reasoning)

@@ -1,7 +1,7 @@
 """Reasoning ("thinking") text split from what a model says: `<think>…</think>` or the
 markers the config names. Only reasoning at the start of a reply counts: a reply that opens
-with the opening marker, or one whose template opened it (the reply then holds the closing
-marker alone)."""
+with the opening marker or, when the chat template opened the block itself (DeepSeek-R1's does),
+everything up to the first closing marker."""
 
 from __future__ import annotations
 
@@ -9,24 +9,29 @@ DEFAULT_MARKERS = ("<think>", "</think>")
 
 
 def split_reasoning(
-    text: str, markers: tuple[str, str] = DEFAULT_MARKERS
+    text: str, markers: tuple[str, str] = DEFAULT_MARKERS, opened: bool = False
 ) -> tuple[str | None, str]:
-    """(reasoning, answer) of one reply; reasoning is None when the reply has none. A reply
-    whose reasoning never closes (cut by max_tokens) is all reasoning: its answer is empty."""
+    """(reasoning, answer) of one reply; reasoning is None when the reply has none. `opened`:
+    the template opened the block before the reply began. A reply whose reasoning never closes
+    (cut by max_tokens) is all reasoning: its answer is empty."""
     opening, closing = markers
     head = text.lstrip()
     if head.startswith(opening):
-        body = head[len(opening) :]
-        end = body.find(closing)
-        if end < 0:
-            return body.strip(), ""
-        return body[:end].strip(), body[end + len(closing) :].strip()
+        opened, text = True, head[len(opening) :]
+    if not opened:
+        return None, text
     end = text.find(closing)
-    if end >= 0 and opening not in text[:end]:  # the chat template opened the reasoning
-        return text[:end].strip(), text[end + len(closing) :].strip()
-    return None, text
+    if end < 0:
+        return text.strip(), ""
+    return text[:end].strip(), text[end + len(closing) :].strip()
 
 
-def answer_text(text: str, markers: tuple[str, str] = DEFAULT_MARKERS) -> str:
+def answer_text(text: str, markers: tuple[str, str] = DEFAULT_MARKERS, opened: bool = False) -> str:
     """The reply without its reasoning."""
-    return split_reasoning(text, markers)[1]
+    return split_reasoning(text, markers, opened)[1]
+
+
+def left_open(rendered: str, markers: tuple[str, str] = DEFAULT_MARKERS) -> bool:
+    """True when a rendered prompt ends inside a reasoning block (its template opened one)."""
+    opening, closing = markers
+    return rendered.rfind(opening) > rendered.rfind(closing)
