@@ -122,7 +122,12 @@ RENDER_ARGS = (
     "tokenize",
     "return_dict",
     "return_tensors",
+    "return_assistant_tokens_mask",
     "chat_template",
+    "padding",
+    "truncation",
+    "max_length",
+    "tokenizer_kwargs",
 )
 
 

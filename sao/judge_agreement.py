@@ -25,7 +25,7 @@ import numpy as np
 from sao.config import RunConfig
 from sao.engines.base import Engine, Sampling
 from sao.seeds import request_seed, stage_seed
-from sao.stages import judge, template_kwargs
+from sao.stages import judge, opens_reasoning, template_kwargs
 from sao.stages.judge_diagnostics import preference
 from sao.stages.verdicts import Verdicts
 from sao.templates import Template
@@ -58,8 +58,11 @@ def rejudge(cfg: RunConfig, records: list[dict], run_judge: Engine, other: Engin
         max_tokens=cfg.responses.max_tokens,
         seed=request_seed(base, 0, 1),
     )
-    written = other.chat([rec["prompt"] for rec in records], params, template_kwargs(cfg.responses))
-    other_answers = [answer_text(comps[0].text, markers) for comps in written]
+    asked = [rec["prompt"] for rec in records]
+    kwargs = template_kwargs(cfg.responses)
+    opened = opens_reasoning(other, asked, kwargs, markers)
+    written = other.chat(asked, params, kwargs)
+    other_answers = [answer_text(comps[0].text, markers, opened) for comps in written]
     duel = [
         (prompt, [texts[0], mine])
         for (prompt, texts), mine in zip(items, other_answers, strict=True)

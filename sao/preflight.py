@@ -252,7 +252,11 @@ def check_chat_templates(
             cfg.responses,
         ),
     ]
-    if cfg.judge.mode != "reward-model":
+    if cfg.judge.mode == "reward-model":
+        template = Template(cfg.judge.template_name())
+        turns = judge_reward.request(SAMPLE_PROMPT, SAMPLE_ANSWERS[0], template, cfg.judge.system)
+        stages.append((judge_model or model, "judge", turns, cfg.judge))
+    else:
         labels = (cfg.judge.labels[0], cfg.judge.labels[1])
         template = Template(cfg.judge.template_name())
         turns = (

@@ -39,3 +39,23 @@ def test_a_rendered_prompt_left_inside_a_block_is_told_from_a_closed_one():
     assert left_open("<|user|>hi<|assistant|><think>\n")
     assert not left_open("<|user|>hi<|assistant|><think>\n\n</think>\n\n")
     assert not left_open("<|user|>hi<|assistant|>")
+
+
+def test_only_what_the_generation_prompt_adds_can_open_a_block():
+    """A marker inside a message is no block; the R1-style template's own `<think>` is."""
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from sao.models import resolve_model
+    from sao.stages import opens_reasoning
+    from tests.conftest import thinking_template
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model("smollm2-135m-instruct").path)
+    mentions = [[{"role": "system", "content": "Never write <think> tags."}]]
+    mentions[0].append({"role": "user", "content": "Say <think> twice."})
+    plain = SimpleNamespace(tokenizer=tokenizer)
+    assert not opens_reasoning(plain, mentions, None, ("<think>", "</think>"))
+    tokenizer.chat_template = thinking_template(tokenizer.chat_template)
+    assert opens_reasoning(plain, mentions, None, ("<think>", "</think>"))
+    assert not opens_reasoning(plain, mentions, {"enable_thinking": False}, ("<think>", "</think>"))

@@ -91,10 +91,12 @@ def render_chat(
     template_kwargs: TemplateKwargs = None,
     *,
     tokenize: bool = False,
+    generation_prompt: bool = True,
 ) -> Any:
-    """The conversation as the model reads it, up to the assistant turn's header, with the
-    stage's template variables: text, or token ids with `tokenize`."""
-    how = {"add_generation_prompt": True, "tokenize": tokenize}
+    """The conversation as the model reads it, up to the assistant turn's header (without it:
+    `generation_prompt=False`), with the stage's template variables: text, or token ids with
+    `tokenize`."""
+    how = {"add_generation_prompt": generation_prompt, "tokenize": tokenize}
     if tokenize:
         how["return_dict"] = False
     return tokenizer.apply_chat_template(conversation, **how, **(template_kwargs or {}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sao.config import JudgeConfig, PromptConfig, ResponseConfig
 from sao.engines.base import Engine, Message, Sampling, TemplateKwargs, render_chat
+from sao.errors import SaoError, describe
 from sao.text.reasoning import left_open
 
 
@@ -28,9 +29,18 @@ def opens_reasoning(
     engine: Engine, conversations: list[list[Message]], kwargs: TemplateKwargs, markers: tuple
 ) -> bool:
     """True when the engine's chat template opens a reasoning block before the reply (as
-    DeepSeek-R1's does), told from the first conversation; False where no template is rendered
-    here (a server's is its own)."""
+    DeepSeek-R1's does), told from what the generation prompt adds to the first conversation
+    (a marker inside a message is no block); False where no template is rendered here (a
+    server's is its own). A template that cannot render the conversation is one line."""
     tokenizer = getattr(engine, "tokenizer", None)
     if tokenizer is None or not conversations:
         return False
-    return left_open(render_chat(tokenizer, conversations[0], kwargs), markers)
+    try:
+        full = render_chat(tokenizer, conversations[0], kwargs)
+        head = render_chat(tokenizer, conversations[0], kwargs, generation_prompt=False)
+    except Exception as exc:
+        raise SaoError(
+            "the chat template cannot render this stage's conversation "
+            f"({' '.join(describe(exc).split())}): check its system and chat_template_kwargs"
+        ) from None
+    return left_open(full[len(head) :] if full.startswith(head) else full, markers)
