@@ -25,10 +25,10 @@ test-cluster: $(STAMP)
 
 # The hf engine tests again with the engine forced to bf16, as every GPU user runs them
 # (tolerances from the dtype: tests/dtypes.py); test-bf16-all adds vLLM and every judge mode
-# (about 21 minutes on 2 cores without native bf16, where bf16 is emulated).
+# (17 min 38 s on 2 cores without native bf16, where bf16 is emulated).
 BF16_TESTS := tests/test_hf_engine.py tests/test_judge_no_verdict.py
 BF16_ALL := tests/test_hf_engine.py tests/test_generate_hf.py tests/test_judge_modes.py \
-	tests/test_generate_vllm.py tests/test_judge_no_verdict.py
+	tests/test_generate_vllm.py tests/test_judge_no_verdict.py tests/test_thinking.py
 
 test-bf16: $(STAMP)
 	SAO_TEST_DTYPE=bfloat16 $(BIN)/pytest -q -m "not cluster and not long" $(BF16_TESTS)
