@@ -6,7 +6,7 @@ import functools
 import os
 from pathlib import Path
 
-from sao.config import EngineConfig, RunConfig
+from sao.config import EngineConfig, JudgeConfig, RunConfig
 from sao.engines import resolve_engine_name
 from sao.engines.base import Engine, Message, Sampling, render_chat
 from sao.engines.engine_args import check_vllm_args
@@ -205,14 +205,12 @@ def check_verdict_first(engine: Engine, cfg: RunConfig, model_name: str) -> None
     text, and a template that opened the block leaves no marker at the reply's start.
     """
     jc = cfg.judge
-    template = Template(jc.template_name())
-    if jc.mode == "pairwise-logprob":
-        labels = (jc.labels[0], jc.labels[1])
-        turns = judge.request(SAMPLE_PROMPT, *SAMPLE_ANSWERS, template, labels, jc.system)
-    elif jc.mode == "rubric" and judge_rubric.scoring(jc, engine) == "logprob":
-        turns = judge_rubric.request(SAMPLE_PROMPT, SAMPLE_ANSWERS[0], template, "digit", jc.system)
-    else:
+    reads_labels = jc.mode == "pairwise-logprob" or (
+        jc.mode == "rubric" and judge_rubric.scoring(jc, engine) == "logprob"
+    )
+    if not reads_labels:
         return
+    turns = sample_judge_turns(jc)
     markers, kwargs = cfg.reasoning.markers, template_kwargs(jc)
     opened = opens_reasoning(engine, [turns], kwargs, markers)
     if not opened:
@@ -228,6 +226,18 @@ def check_verdict_first(engine: Engine, cfg: RunConfig, model_name: str) -> None
             f"but that model opens its reply with reasoning ({markers[0]}): set "
             "judge.chat_template_kwargs (e.g. enable_thinking: false) or judge.mode pairwise-text"
         )
+
+
+def sample_judge_turns(jc: JudgeConfig) -> list[Message]:
+    """One judge conversation of the configured mode, built from the sample values by the
+    judge's own request builder (rubric: the digit form)."""
+    template = Template(jc.template_name())
+    if jc.mode == "reward-model":
+        return judge_reward.request(SAMPLE_PROMPT, SAMPLE_ANSWERS[0], template, jc.system)
+    if jc.mode == "rubric":
+        return judge_rubric.request(SAMPLE_PROMPT, SAMPLE_ANSWERS[0], template, "digit", jc.system)
+    labels = (jc.labels[0], jc.labels[1])
+    return judge.request(SAMPLE_PROMPT, *SAMPLE_ANSWERS, template, labels, jc.system)
 
 
 def check_chat_templates(
@@ -252,21 +262,7 @@ def check_chat_templates(
             cfg.responses,
         ),
     ]
-    if cfg.judge.mode == "reward-model":
-        template = Template(cfg.judge.template_name())
-        turns = judge_reward.request(SAMPLE_PROMPT, SAMPLE_ANSWERS[0], template, cfg.judge.system)
-        stages.append((judge_model or model, "judge", turns, cfg.judge))
-    else:
-        labels = (cfg.judge.labels[0], cfg.judge.labels[1])
-        template = Template(cfg.judge.template_name())
-        turns = (
-            judge_rubric.request(
-                SAMPLE_PROMPT, SAMPLE_ANSWERS[0], template, "digit", cfg.judge.system
-            )
-            if cfg.judge.mode == "rubric"
-            else judge.request(SAMPLE_PROMPT, *SAMPLE_ANSWERS, template, labels, cfg.judge.system)
-        )
-        stages.append((judge_model or model, "judge", turns, cfg.judge))
+    stages.append((judge_model or model, "judge", sample_judge_turns(cfg.judge), cfg.judge))
     for reader, stage, turns, section in stages:
         if reader.source == "server" or not reader.path:
             continue
