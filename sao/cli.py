@@ -20,6 +20,7 @@ from sao.cli_views import (
     print_preview,
     print_report,
     print_summary,
+    print_trained,
 )
 from sao.errors import SaoError
 from sao.interrupts import Terminated, dropped_on_resume, install
@@ -162,6 +163,35 @@ def generate(
         print_plan(result)
     else:
         print_summary(result, cfg.output.dir)
+
+
+@app.command("train")
+@user_errors
+def train_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A `sao generate` output folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint folder to write.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML file with a `train:` section.")
+    ] = None,
+    algo: Annotated[
+        str | None, typer.Option(help="dpo, ipo, sppo-hard, simpo, kto or sppo.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model to train (default: the run's generator).")
+    ] = None,
+    ref: Annotated[
+        str | None, typer.Option(help="Reference model π_ref (default: the trained model).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the checkpoint or interrupted training.")
+    ] = False,
+) -> None:
+    """Train on a run's pairs (TRL, or `train.command`). Example: sao train runs/first --out ckpt"""
+    from sao.training import load_train_config, train
+
+    cfg = load_train_config(config, {"train.algo": algo, "train.model": model, "train.ref": ref})
+    result = train(run_dir, out, cfg, overwrite=overwrite)
+    print_trained(result)
 
 
 @app.command("export")

@@ -247,3 +247,23 @@ def print_preview(records: list[dict]) -> None:
         if rec["flags"]:
             out.print(f"[bold]flags[/bold] {escape(', '.join(rec['flags']))}", soft_wrap=True)
     out.print(f"{len(records)} records previewed; nothing was written")
+
+
+def print_trained(result: Any) -> None:
+    """What `sao train` made: the checkpoint, its data and losses, or that it was already there."""
+    lineage = result.lineage
+    if result.reused:
+        out.print(f"{result.out} already holds this training's model; nothing to do")
+        return
+    metrics = lineage.get("metrics", {})
+    rows = ", ".join(f"{k} {v}" for k, v in lineage.get("rows", {}).items())
+    out.print(f"sao train: {lineage['algo']} → {result.out} ({lineage['seconds']:.0f} s)")
+    if rows:
+        out.print(f"rows: {rows}")
+    if metrics.get("first_loss") is not None:
+        out.print(f"loss: {metrics['first_loss']:.4f} first step, {metrics['last_loss']:.4f} last")
+    if "eval" in metrics:
+        out.print(f"held-out loss: {metrics['eval']['eval_loss']:.4f}")
+    if lineage.get("resumed_from"):
+        out.print(f"resumed from {lineage['resumed_from']}")
+    out.print(f"generate with it: sao generate --model {result.out} ...")

@@ -96,7 +96,7 @@ HF_WHAT_ARGS = frozenset(
 HF_OWN_ARGS = {"dtype": "engine.dtype", "torch_dtype": "engine.dtype", "revision": "model"}
 
 
-class _Section(BaseModel):
+class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -142,7 +142,7 @@ def _check_template_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
 TemplateKwargsField = Annotated[dict[str, Any], AfterValidator(_check_template_kwargs)]
 
 
-class EngineConfig(_Section):
+class EngineConfig(Section):
     """Which inference backend runs the model, and how."""
 
     name: Literal["auto", "hf", "vllm", "openai", "ray"] = Field(
@@ -218,7 +218,7 @@ class EngineConfig(_Section):
         return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
 
 
-class PersonaConfig(_Section):
+class PersonaConfig(Section):
     """Where personas come from and how many are sampled."""
 
     source: str = Field(
@@ -236,7 +236,7 @@ def _greedy_copies(temperature: float, n: int, key: str) -> None:
         raise ValueError(f"temperature 0 samples the same text {n} times; raise it or set {key}")
 
 
-class PromptConfig(_Section):
+class PromptConfig(Section):
     """Persona → user prompt synthesis."""
 
     template: str = Field("persona_prompt.j2", description="jinja2 template in templates/")
@@ -255,7 +255,7 @@ class PromptConfig(_Section):
         return self
 
 
-class FilterConfig(_Section):
+class FilterConfig(Section):
     """Run-wide duplicate filters on prompts, applied before any response is sampled."""
 
     exact: bool = Field(True, description="drop a prompt equal to an earlier one (case, spacing)")
@@ -267,7 +267,7 @@ class FilterConfig(_Section):
     )
 
 
-class ResponseConfig(_Section):
+class ResponseConfig(Section):
     """K sampled answers per prompt."""
 
     samples: int = Field(4, ge=2, description="K responses per prompt")
@@ -287,7 +287,7 @@ DEFAULT_JUDGE_TEMPLATES: dict[str, str] = {
 }
 
 
-class JudgeConfig(_Section):
+class JudgeConfig(Section):
     """The self-judge: how K answers become a preference matrix P (DESIGN §4)."""
 
     model: str | None = Field(
@@ -339,7 +339,7 @@ class JudgeConfig(_Section):
         return self.template or DEFAULT_JUDGE_TEMPLATES[self.mode]
 
 
-class ReasoningConfig(_Section):
+class ReasoningConfig(Section):
     """Reasoning ("thinking") text: kept out of prompts, answers and verdicts."""
 
     markers: tuple[str, str] = Field(
@@ -355,7 +355,7 @@ class ReasoningConfig(_Section):
         return self
 
 
-class PairConfig(_Section):
+class PairConfig(Section):
     """How preference pairs are picked from the scores."""
 
     strategy: Literal["best-worst", "all-above-margin", "consistent-only"] = Field(
@@ -367,14 +367,14 @@ class PairConfig(_Section):
     )
 
 
-class OutputConfig(_Section):
+class OutputConfig(Section):
     """Where shards go and how big they are."""
 
     dir: str = Field("out", description="output folder (shards + manifest.json)")
     shard_size: int = Field(16, ge=1, description="personas per shard (GPU: hundreds+)")
 
 
-class RunConfig(_Section):
+class RunConfig(Section):
     """A whole `sao generate` run."""
 
     seed: int = 0
@@ -444,9 +444,10 @@ def hash_data(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _close_key(loc: tuple[Any, ...]) -> str:
-    """' (did you mean ...?)' for an unknown key that is a near miss of a real one."""
-    section: Any = RunConfig
+def close_key(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> str:
+    """' (did you mean ...?)' for an unknown key that is a near miss of a real one under
+    `root` (default: a run's config)."""
+    section: Any = root or RunConfig
     for part in loc[:-1]:
         field = section.model_fields.get(part) if isinstance(part, str) else None
         section = field.annotation if field is not None else None
@@ -462,13 +463,13 @@ def _shown(value: Any) -> str:
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
-def _first_error(exc: ValidationError) -> str:
+def first_error(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
     """The first validation error as 'where: what (got value)', plus how many more there are."""
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "config"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     if err["type"] == "extra_forbidden":
-        return f"unknown key '{where}'{_close_key(err['loc'])}{more}"
+        return f"unknown key '{where}'{close_key(err['loc'], root)}{more}"
     msg = "should be a mapping of keys" if err["type"] == "model_type" else err["msg"]
     if err["type"] == "value_error":  # a validator's own sentence: no pydantic prefix
         msg = msg.removeprefix("Value error, ")
@@ -480,7 +481,7 @@ def _first_error(exc: ValidationError) -> str:
     return f"{where}: {msg}{got}{more}"
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     """The top-level mapping of a YAML config file; SaoError for anything else."""
     if path.is_dir():
         raise SaoError(f"config {path} is a folder, not a YAML file")
@@ -504,7 +505,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def _apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
+def apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
     """Set `a.b.c` in nested dicts; a section the file set to a non-mapping is left to fail."""
     node = data
     *parents, leaf = dotted.split(".")
@@ -520,15 +521,15 @@ def _apply_override(data: dict[str, Any], dotted: str, value: Any) -> None:
 
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
     """Read a YAML config (or defaults), apply dotted-key overrides, validate."""
-    data = _read_yaml(Path(path)) if path is not None else {}
+    data = read_yaml(Path(path)) if path is not None else {}
     for dotted, value in (overrides or {}).items():
         if value is not None:
-            _apply_override(data, dotted, value)
+            apply_override(data, dotted, value)
     try:
         return RunConfig.model_validate(data)
     except ValidationError as exc:
         source = f"config {path}" if path is not None else "config"
-        raise SaoError(f"{source}: {_first_error(exc)}") from None
+        raise SaoError(f"{source}: {first_error(exc)}") from None
 
 
 def diff_keys(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:

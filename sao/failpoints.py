@@ -24,6 +24,7 @@ POINTS = (
     "written",  # its file renamed into place, manifest not yet updated (per shard)
     "committed",  # manifest lists it (per shard)
     "finish",  # every shard committed, run not yet marked complete
+    "saved",  # `sao train`: TRL's checkpoint of this step written (per step: `saved:2`)
 )
 _raised: set[str] = set()
 

@@ -20,7 +20,8 @@ def _trl(out: Path, model: str, trainer: str, config: str, held_out: bool) -> li
     ]
 
 
-def _kto_weight(data: datasets.DatasetDict) -> tuple[int, int, str]:
+def kto_weight(data: datasets.DatasetDict) -> tuple[int, int, str]:
+    """Desirable and undesirable answers, and the desirable weight that balances them."""
     labels = data["train"]["label"] if data["train"].num_rows else []
     good, bad = sum(labels), len(labels) - sum(labels)
     return good, bad, f"{bad / good:.2f}" if good and bad else "1.0"
@@ -39,7 +40,7 @@ def hint(fmt: str, out_dir: str | Path, model: str, data: datasets.DatasetDict) 
             "# ORPO, same data: from trl.experimental.orpo import ORPOConfig, ORPOTrainer",
         ]
     elif fmt == "trl-kto":
-        good, bad, weight = _kto_weight(data)
+        good, bad, weight = kto_weight(data)
         config = f'output_dir="kto", desirable_weight={weight}, undesirable_weight=1.0'
         lines = [f"# {good} desirable and {bad} undesirable answers, weighted back to balance"]
         lines += _trl(out, model, "KTO", config, held_out)

@@ -1,0 +1,139 @@
+"""A trained model's folder: written whole or not at all, with its lineage beside the weights.
+
+`CKPT/` is a complete model folder (safetensors, tokenizer with its chat template, generation
+config) plus `sao_lineage.json`. While training, TRL writes its resumable checkpoints to the
+sibling `.CKPT.train/` with the settings they belong to; the finished model is staged in a
+hidden sibling and renamed into place, and only then is the work folder removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from sao.config import diff_keys
+from sao.errors import SaoError
+
+LINEAGE = "sao_lineage.json"
+SETTINGS = "sao_settings.json"
+WEIGHT_SUFFIX = ".safetensors"
+
+
+def work_folder(out: Path) -> Path:
+    """Where TRL's resumable checkpoints of `out` live until it is finished."""
+    return out.parent / f".{out.name}.train"
+
+
+def read_lineage(out: Path) -> dict[str, Any] | None:
+    """A finished checkpoint's lineage, or None when `out` holds none."""
+    path = out / LINEAGE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SaoError(f"cannot read {path}: {exc}") from None
+
+
+def claim_work_folder(out: Path, settings: dict[str, Any], overwrite: bool) -> Path:
+    """The work folder for `settings`: kept when an interrupted run had the same settings,
+    refused when it had others (unless `overwrite`), else made afresh."""
+    work = work_folder(out)
+    recorded = work / SETTINGS
+    if work.exists() and overwrite:
+        shutil.rmtree(work)
+    if recorded.is_file():
+        old = json.loads(recorded.read_text())
+        changed = diff_keys(old, settings)
+        if changed:
+            shown = ", ".join(changed[:4]) + (" …" if len(changed) > 4 else "")
+            raise SaoError(
+                f"an interrupted training of {out} ran with other settings ({shown}); rerun it "
+                "as it was, or pass --overwrite to start afresh"
+            )
+        return work
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        write_json(recorded, settings)
+    except OSError as exc:
+        raise SaoError(f"cannot write {work}: {exc.strerror or exc}") from None
+    return work
+
+
+def last_checkpoint(work: Path) -> str | None:
+    """TRL's newest complete checkpoint in `work`, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(work)) if work.is_dir() else None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """`data` as indented JSON at `path`, through a temporary and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def staging_folder(out: Path) -> Path:
+    """A fresh hidden folder beside `out` to build it in."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        staging.chmod(0o755)
+    except OSError as exc:
+        raise SaoError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return staging
+
+
+def publish(staging: Path, out: Path, lineage: dict[str, Any]) -> Path:
+    """Add the lineage to a staged model folder and rename it to `out` (replacing an old one)."""
+    try:
+        write_json(staging / LINEAGE, lineage)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.rename(out)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SaoError(f"cannot write {out}: {exc.strerror or exc}") from None
+    shutil.rmtree(work_folder(out), ignore_errors=True)
+    return out
+
+
+def check_loads(folder: Path) -> None:
+    """Refuse a folder an engine could not load as a chat model: a config transformers reads,
+    a tokenizer with a chat template, and safetensors weights holding every parameter of the
+    architecture (read from the files' headers; the weights themselves are not loaded)."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except Exception as exc:
+        raise SaoError(f"{folder} does not load as a model: {_first_line(exc)}") from None
+    if not tokenizer.chat_template:
+        raise SaoError(f"{folder} has no chat template: save the tokenizer with the model")
+    files = sorted(folder.glob(f"*{WEIGHT_SUFFIX}"))
+    if not files:
+        raise SaoError(f"{folder} has no safetensors weights")
+    stored: set[str] = set()
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            stored.update(handle.keys())
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    tied = set(model._tied_weights_keys or {}) if config.tie_word_embeddings else set()
+    missing = sorted(set(model.state_dict()) - stored - tied)
+    if missing:
+        raise SaoError(f"{folder} lacks weights for {len(missing)} parameters, e.g. {missing[0]}")
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's first line, for a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,104 @@
+"""The `train:` section: which optimizer trains on a run's pairs, and how."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from sao.config import Section, apply_override, first_error, read_yaml
+from sao.errors import SaoError
+
+Algo = Literal["dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo"]
+ALGOS: tuple[str, ...] = ("dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo")
+
+# β when the config leaves it out: TRL's defaults (SimPO's is the SimPO paper's 2.0, which TRL's
+# CPO trainer does not set for it); soft SPPO shares sppo-hard's β, since sppo-hard is soft
+# SPPO with the win probabilities rounded to 1 and 0.
+DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "sppo-hard": 0.1, "simpo": 2.0, "kto": 0.1, "sppo": 0.1}
+
+
+class LoraSettings(Section):
+    """A LoRA adapter through peft, merged into the saved checkpoint."""
+
+    r: int = Field(16, ge=1, description="adapter rank")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r)")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | str = Field(
+        "all-linear", description="modules that get an adapter ('all-linear' or a list of names)"
+    )
+
+
+class TrainConfig(Section):
+    """How `sao train` (and each round of `sao iterate`) trains on a run's pairs."""
+
+    algo: Algo = Field("dpo", description="dpo | ipo | sppo-hard | simpo | kto | sppo")
+    model: str | None = Field(None, description="model to train; null: the run's generator")
+    ref: str | None = Field(None, description="reference model π_ref; null: the trained model")
+    beta: float | None = Field(None, gt=0, description="null: the algorithm's default")
+    simpo_gamma: float = Field(0.5, ge=0, description="SimPO's target reward margin")
+    learning_rate: float = Field(5e-7, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, description="> 0: stop after this many optimizer steps")
+    batch_size: int = Field(8, ge=1, description="pairs (KTO: answers) per device and step")
+    grad_accum: int = Field(1, ge=1)
+    max_length: int = Field(1024, ge=16, description="tokens of prompt + answer kept")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    lr_scheduler: str = "linear"
+    seed: int = 0
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    gradient_checkpointing: bool = False
+    precompute_ref: bool = Field(
+        True, description="score the data under π_ref once, before training, instead of holding it"
+    )
+    save_steps: int = Field(50, ge=1, description="a resumable TRL checkpoint every N steps")
+    lora: LoraSettings | None = None
+    # which of the run's pairs train (the options of `sao export`)
+    min_margin: float | None = Field(None, ge=0)
+    max_pairs_per_prompt: int | None = Field(None, ge=1)
+    split_ratio: float = Field(0.05, ge=0, lt=1, description="prompts held out for evaluation")
+    trainer_args: dict[str, Any] = Field(
+        default_factory=dict, description="any other field of the algorithm's TRL config"
+    )
+    # an optimizer of its own, outside sao
+    command: str | None = Field(
+        None, description="shell command with {data} {format} {model} {ref} {out}; null: TRL"
+    )
+    format: str = Field("trl-dpo", description="export format {data} is written in (command)")
+
+    @model_validator(mode="after")
+    def _command_or_algo(self) -> TrainConfig:
+        if self.command is not None and "{out}" not in self.command:
+            raise ValueError("train.command must write the model to {out}")
+        return self
+
+    def resolved_beta(self) -> float:
+        """β, the algorithm's default when unset."""
+        return self.beta if self.beta is not None else DEFAULT_BETA[self.algo]
+
+
+class TrainFile(BaseModel):
+    """A YAML file as `sao train -c` reads it: its `train:` section; other sections (a run's
+    config, `iterate:`) are another command's business."""
+
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def load_train_config(
+    path: str | Path | None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """The `train:` section of a YAML file (or defaults), with dotted `train.*` overrides."""
+    data = read_yaml(Path(path)) if path is not None else {}
+    section = data.get("train") or {}
+    if not isinstance(section, dict):
+        raise SaoError(f"config {path}: train: should be a mapping of keys")
+    wrapped = {"train": dict(section)}
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            apply_override(wrapped, dotted, value)
+    try:
+        return TrainFile.model_validate(wrapped).train
+    except ValidationError as exc:
+        source = f"config {path}" if path is not None else "config"
+        raise SaoError(f"{source}: {first_error(exc, TrainFile)}") from None

@@ -1,0 +1,62 @@
+"""A run's records as the rows an algorithm trains on, through the export adapters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from sao.adapters import ExportOptions, export
+from sao.store import read_manifest
+from sao.training.config import TrainConfig
+
+# the export each algorithm reads (the pairwise losses share TRL's preference rows)
+EXPORT_OF = {
+    "dpo": "trl-dpo",
+    "ipo": "trl-dpo",
+    "sppo-hard": "trl-dpo",
+    "simpo": "trl-dpo",
+    "kto": "trl-kto",
+    "sppo": "sppo",
+}
+
+
+def export_options(config: TrainConfig) -> ExportOptions:
+    """The export options the training config names."""
+    return ExportOptions(
+        split_ratio=config.split_ratio,
+        seed=config.seed,
+        min_margin=config.min_margin,
+        max_pairs_per_prompt=config.max_pairs_per_prompt,
+    )
+
+
+def training_data(run_dir: str | Path, config: TrainConfig) -> datasets.DatasetDict:
+    """The run's rows for `config.algo`, split by prompt into train and (maybe) test.
+
+    Soft SPPO's rows become TRL's preference rows (prompt, chosen, rejected) with the two win
+    probabilities beside them. The run's `responses.chat_template_kwargs` ride along on every
+    row, so the trainer renders each answer's conversation as the policy saw it when it wrote
+    the answer (its system message is already the prompt's first turn).
+    """
+    data = export(run_dir, EXPORT_OF[config.algo], export_options(config))
+    if config.algo == "sppo":
+        data = data.map(
+            _sppo_row, remove_columns=["chosen_probs", "chosen_probs_win", "chosen_probs_lose"]
+        )
+    kwargs = read_manifest(run_dir)["config"]["responses"].get("chat_template_kwargs") or {}
+    if kwargs:
+        data = data.map(lambda _: {"chat_template_kwargs": kwargs})
+    return data
+
+
+def _sppo_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An SPPO export row (full conversations) as a preference row with P_win and P_lose."""
+    return {
+        "prompt": row["chosen"][:-1],
+        "chosen": row["chosen"][-1:],
+        "rejected": row["rejected"][-1:],
+        "p_win": row["chosen_probs_win"],
+        "p_lose": row["chosen_probs_lose"],
+    }

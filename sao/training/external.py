@@ -1,0 +1,105 @@
+"""`train.command`: an optimizer that lives outside sao (its own repository, its own
+environment), run on the round's data exported in the format it reads."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from sao.adapters import FORMATS, export, write
+from sao.errors import SaoError
+from sao.training import checkpoint
+from sao.training.config import TrainConfig
+from sao.training.data import export_options
+
+LOG = "sao_train.log"
+PLACES = ("data", "format", "model", "ref", "out")
+
+
+def render_command(template: str, places: dict[str, str]) -> str:
+    """The command with each {place} filled in, shell-quoted; an unknown place is refused."""
+    try:
+        return template.format(**{k: shlex.quote(v) for k, v in places.items()})
+    except (KeyError, IndexError) as exc:
+        known = ", ".join("{" + place + "}" for place in PLACES)
+        raise SaoError(f"train.command: unknown placeholder {exc}; use {known}") from None
+    except ValueError as exc:
+        raise SaoError(f"train.command: {exc} (write a literal brace as {{{{ or }}}})") from None
+
+
+def run_command(
+    config: TrainConfig, run_dir: Path, wanted: dict[str, Any], work: Path, out: Path
+) -> tuple[Path, dict[str, Any]]:
+    """Export the data, run the command with its output going to a staging folder, keep its log.
+
+    The command's exit status and log are recorded; a failed command, or an `{out}` that does
+    not load as a model, fails in one line with the log's path, and nothing is published.
+    """
+    assert config.command is not None
+    if config.format not in FORMATS:
+        raise SaoError(f"train.format {config.format!r}: use one of {', '.join(FORMATS)}")
+    options = export_options(config)
+    data_dir = write(
+        export(run_dir, config.format, options),
+        config.format,
+        work / "data",
+        source=run_dir,
+        options=options,
+        force=True,
+    )
+    staging = checkpoint.staging_folder(out)
+    places = {
+        "data": str(data_dir),
+        "format": config.format,
+        "model": _load_name(wanted["base_model"]),
+        "ref": _load_name(wanted["reference"]),
+        "out": str(staging),
+    }
+    command = render_command(config.command, places)
+    log = work / LOG
+    print(f"train.command: {command}", file=sys.stderr)
+    status = _run_logged(command, log)
+    if status != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SaoError(f"train.command exited with status {status}; its log: {log}")
+    try:
+        checkpoint.check_loads(staging)
+    except SaoError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SaoError(f"train.command wrote no loadable model to {{out}}: {exc}") from None
+    shutil.copyfile(log, staging / LOG)
+    return staging, {
+        "algo": "command",
+        "trainer": "command",
+        "command": {"template": config.command, "ran": command, "exit_status": status, "log": LOG},
+    }
+
+
+def _load_name(identity: dict[str, Any]) -> str:
+    """How an outside optimizer is told to load a model: its folder, or its hub id."""
+    return str(identity["path"])
+
+
+def _run_logged(command: str, log: Path) -> int:
+    """Run `command` in a shell; its output goes to stderr as it comes and to `log`."""
+    try:
+        with log.open("w") as sink:
+            proc = subprocess.Popen(
+                command,
+                shell=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sink.write(line)
+                sys.stderr.write(line)
+            return proc.wait()
+    except OSError as exc:
+        raise SaoError(f"cannot run train.command: {exc.strerror or exc}") from None
