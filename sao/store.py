@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -42,6 +43,28 @@ def write_atomic(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def staging_folder(out: Path) -> Path:
+    """A fresh hidden folder beside `out` to build it in, with the usual permissions
+    (`mkdtemp` makes it private; what is built in it is not)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
+    except OSError as exc:
+        raise SaoError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return staging
+
+
+def swap_in(staging: Path, out: Path) -> Path:
+    """Rename a finished staging folder to `out`, replacing what was there."""
+    if out.exists():
+        shutil.rmtree(out)
+    staging.rename(out)
+    return out
 
 
 def table_bytes(table: pa.Table) -> bytes:

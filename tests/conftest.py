@@ -201,3 +201,27 @@ def make_thinking_model(out: Path) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+# A run with many pairs for the training tests: every pair above a zero margin, 6 personas,
+# short texts (a training step on 2 pairs costs about 4 s on 2 cores).
+PAIRS_RUN = {
+    **TINY,
+    "personas": {"count": 6},
+    "prompts": {"candidates": 2, "max_tokens": 32},
+    "responses": {"samples": 3, "max_tokens": 24},
+    "pairs": {"strategy": "all-above-margin", "min_margin": 0.0},
+    "output": {"shard_size": 6},
+}
+
+
+@pytest.fixture(scope="session")
+def pairs_run(tmp_path_factory) -> Path:
+    """A small real hf run with every strictly ordered pair kept (about a dozen pairs)."""
+    base = tmp_path_factory.mktemp("pairs")
+    config = base / "pairs.yaml"
+    config.write_text(yaml.safe_dump(PAIRS_RUN))
+    out = base / "out"
+    proc = run_sao("generate", "-c", str(config), "--engine", "hf", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out

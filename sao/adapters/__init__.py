@@ -7,9 +7,7 @@ it on disk as that trainer expects and `hint()` says how to train on it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ from sao.adapters.hints import hint
 from sao.adapters.options import ExportOptions, held_out
 from sao.errors import SaoError
 from sao.records import RECORD_SCHEMA
-from sao.store import read_manifest, read_records
+from sao.store import read_manifest, read_records, staging_folder, swap_in
 
 Rows = Callable[[dict, ExportOptions, dict], list[dict]]
 INFO_NAME = ".sao_export.json"  # hidden: `load_dataset(folder)` skips dot files
@@ -115,14 +113,7 @@ def write(
         raise SaoError(f"{out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise SaoError(f"{out} is not empty; pass --force to replace it")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it private; the export is not
-    except OSError as exc:
-        raise SaoError(f"cannot write {out}: {exc.strerror or exc}") from None
+    staging = staging_folder(out)
     try:
         if FORMATS[fmt].on_disk == "arrow":
             data.save_to_disk(str(staging))
@@ -141,9 +132,7 @@ def write(
             "rows": {name: split.num_rows for name, split in data.items()},
         }
         (staging / INFO_NAME).write_text(json.dumps(info, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        swap_in(staging, out)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise SaoError(f"cannot write {out}: {exc.strerror or exc}") from None

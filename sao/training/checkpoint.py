@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from sao.config import diff_keys
 from sao.errors import SaoError
+from sao.store import swap_in
 
 LINEAGE = "sao_lineage.json"
 SETTINGS = "sao_settings.json"
@@ -78,24 +78,11 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def staging_folder(out: Path) -> Path:
-    """A fresh hidden folder beside `out` to build it in."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-        staging.chmod(0o755)
-    except OSError as exc:
-        raise SaoError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return staging
-
-
 def publish(staging: Path, out: Path, lineage: dict[str, Any]) -> Path:
     """Add the lineage to a staged model folder and rename it to `out` (replacing an old one)."""
     try:
         write_json(staging / LINEAGE, lineage)
-        if out.exists():
-            shutil.rmtree(out)
-        staging.rename(out)
+        swap_in(staging, out)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         raise SaoError(f"cannot write {out}: {exc.strerror or exc}") from None

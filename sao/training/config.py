@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from sao.adapters import FORMATS
 from sao.config import Section, apply_override, first_error, read_yaml
 from sao.errors import SaoError
 
+COMMAND_PLACES = ("data", "format", "model", "ref", "out")  # what train.command may name
 Algo = Literal["dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo"]
 ALGOS: tuple[str, ...] = ("dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo")
 
@@ -68,9 +71,22 @@ class TrainConfig(Section):
     format: str = Field("trl-dpo", description="export format {data} is written in (command)")
 
     @model_validator(mode="after")
-    def _command_or_algo(self) -> TrainConfig:
-        if self.command is not None and "{out}" not in self.command:
+    def _command_places(self) -> TrainConfig:
+        if self.command is None:
+            return self
+        try:
+            used = {name for _, name, _, _ in string.Formatter().parse(self.command) if name}
+        except ValueError as exc:
+            hint = "write a literal brace as {{ or }}"
+            raise ValueError(f"train.command: {exc} ({hint})") from None
+        unknown = sorted(used - set(COMMAND_PLACES))
+        if unknown:
+            known = ", ".join("{" + place + "}" for place in COMMAND_PLACES)
+            raise ValueError(f"train.command: unknown placeholder '{unknown[0]}'; use {known}")
+        if "out" not in used:
             raise ValueError("train.command must write the model to {out}")
+        if self.format not in FORMATS:
+            raise ValueError(f"train.format {self.format!r}: use one of {', '.join(FORMATS)}")
         return self
 
     def resolved_beta(self) -> float:

@@ -10,7 +10,7 @@ from typing import Any
 from sao.errors import SaoError
 from sao.models import resolve_model
 from sao.provenance import model_identity, versions
-from sao.store import read_manifest
+from sao.store import read_manifest, staging_folder
 from sao.training import checkpoint
 from sao.training.config import TrainConfig
 from sao.training.data import EXPORT_OF, export_options, training_data
@@ -65,6 +65,10 @@ def train(
 ) -> Trained:
     """Train on the run's pairs and write a complete model folder to `out` (resumable)."""
     run_dir, out = Path(run_dir), Path(out)
+    if config.command is None:
+        from sao.training.trl_trainers import check_trainer_args
+
+        check_trainer_args(config)
     wanted = settings(run_dir, config)
     done = checkpoint.read_lineage(out)
     if done is not None and not overwrite:
@@ -104,9 +108,8 @@ def _train_with_trl(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from sao.engines.hardware import resolve_dtype
-    from sao.training.trl_trainers import build_trainer, check_trainer_args, trainer_arguments
+    from sao.training.trl_trainers import build_trainer, trainer_arguments
 
-    check_trainer_args(config)
     data = training_data(run_dir, config)
     if data["train"].num_rows == 0:
         raise SaoError(f"{run_dir} has no training rows for {config.algo}")
@@ -139,7 +142,7 @@ def _train_with_trl(
     trained = trainer.model
     if config.lora is not None:
         trained = trained.merge_and_unload()
-    staging = checkpoint.staging_folder(out)
+    staging = staging_folder(out)
     trained.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     history = trainer.state.log_history
