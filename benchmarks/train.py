@@ -30,8 +30,8 @@ from sao.training import ALGOS, TrainConfig, train
 RUN = {
     "seed": 5,
     "engine": {"name": "auto"},
-    "prompts": {"candidates": 2, "max_tokens": 64},
-    "responses": {"samples": 4, "max_tokens": 64},
+    "prompts": {"candidates": 2, "max_tokens": 48},
+    "responses": {"samples": 4, "max_tokens": 48},
     "pairs": {"strategy": "all-above-margin", "min_margin": 0.0},
     "output": {"shard_size": 32},
 }

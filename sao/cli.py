@@ -50,6 +50,8 @@ def user_errors(fn):
             name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
             if fn.__name__ == "generate" and "--preview" not in sys.argv:
                 line = f"committed shards are kept; resume with: {resume_command()}"
+            elif fn.__name__ == "train_cmd":
+                line = f"saved training checkpoints are kept; resume with: {resume_command()}"
             else:
                 line = "nothing was left half-written"
             print(f"interrupted ({name}): {line}", file=sys.stderr)

@@ -60,10 +60,20 @@ def staging_folder(out: Path) -> Path:
 
 
 def swap_in(staging: Path, out: Path) -> Path:
-    """Rename a finished staging folder to `out`, replacing what was there."""
+    """Rename a finished staging folder to `out`, replacing what was there: the old folder is
+    moved aside first and put back if the rename fails, so `out` is never lost."""
+    old = None
     if out.exists():
-        shutil.rmtree(out)
-    staging.rename(out)
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+    try:
+        staging.rename(out)
+    except OSError:
+        if old is not None:
+            old.rename(out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
     return out
 
 

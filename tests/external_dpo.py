@@ -40,7 +40,7 @@ def main() -> int:
         logging_steps=1,
         save_strategy="no",
         report_to=[],
-        max_length=256,
+        max_length=128,
         bf16=torch.cuda.is_available(),  # TRL's default bf16 fails on a CPU
     )
     trainer = DPOTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer)

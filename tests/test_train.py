@@ -29,7 +29,7 @@ BETA = 0.1
 BATCH = 2
 BASE = {
     "learning_rate": 1e-5,
-    "max_steps": 2,
+    "max_steps": 1,
     "batch_size": BATCH,
     "max_length": 1024,
     "save_steps": 1000,  # no resumable checkpoint (1.6 GB of writes each) but where tested
@@ -119,11 +119,10 @@ def test_every_algorithm_trains_from_its_closed_form_first_loss(pairs_run, tmp_p
     records = read_records(pairs_run).to_pylist()
     extra = {"lora": {"r": 4, "alpha": 8}} if lora else {}
     out = tmp_path / "ckpt"
-    trained = train(pairs_run, out, TrainConfig(**{**BASE, **extra, "algo": algo}))
+    train(pairs_run, out, TrainConfig(**{**BASE, **extra, "algo": algo}))
     about = lineage(out)
-    assert about == json.loads(json.dumps(trained.lineage, default=str))
     losses = [e["loss"] for e in about["log_history"] if "loss" in e]
-    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    assert len(losses) == 1 and math.isfinite(losses[0])
     terms = first_loss_terms(algo, records)
     if terms is not None:
         means = batch_means(terms, BATCH)
@@ -213,14 +212,14 @@ def test_soft_sppo_loss_and_gradient_match_plain_torch(pairs_run, tmp_path):
 
 def test_an_outside_optimizer_trains_through_train_command(pairs_run, tmp_path):
     script = ROOT / "tests" / "external_dpo.py"
-    command = f"{sys.executable} {script} {{data}} {{model}} {{out}} --steps 2"
+    command = f"{sys.executable} {script} {{data}} {{model}} {{out}} --steps 1"
     config = write_train(tmp_path / "t.yaml", command=command, format="trl-dpo")
     out = tmp_path / "ckpt"
     proc = sao_train(pairs_run, out, config)
     assert proc.returncode == 0, proc.stderr[-3000:]
     about = lineage(out)
     assert about["command"]["exit_status"] == 0 and about["command"]["template"] == command
-    assert "external optimizer: 2 steps" in (out / "sao_train.log").read_text()
+    assert "external optimizer: 1 steps" in (out / "sao_train.log").read_text()
     base = read_manifest(pairs_run)["model"]["path"]
     assert not torch.equal(
         load_file(out / "model.safetensors")[PROBE],
@@ -244,6 +243,10 @@ def test_an_outside_optimizer_trains_through_train_command(pairs_run, tmp_path):
     [({"trainer_args": {"no_such_arg": 1}}, "not a field of TRL's DPOConfig"),
      ({"command": "echo {data}"}, "must write the model to {out}"),
      ({"command": "echo {out} {weights}"}, "unknown placeholder 'weights'"),
+     ({"command": "xargs -I{} echo {} {out}"}, "{} is not a placeholder"),
+     ({"algo": "kto", "batch_size": 1}, "KTO needs at least 2 answers"),
+     ({"algo": "simpo", "ref": "smollm2-135m-instruct"}, "SimPO has no reference model"),
+     ({"min_margin": 0.99}, "no rows to train dpo on"),
      ({"algo": "orpo"}, "train.algo")],
 )  # fmt: skip
 def test_bad_training_settings_fail_in_one_line(pairs_run, tmp_path, extra, message):

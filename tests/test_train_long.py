@@ -17,7 +17,7 @@ pytestmark = pytest.mark.long
 @requires("vllm")
 def test_a_killed_training_resumes_to_the_same_weights(pairs_run, tmp_path, tiny_config):
     # LoRA: a checkpoint holds the adapter and its optimizer state, not 1.6 GB of full model
-    config = write_train(tmp_path / "t.yaml", save_steps=1, lora={"r": 4, "alpha": 8})
+    config = write_train(tmp_path / "t.yaml", max_steps=2, save_steps=1, lora={"r": 4, "alpha": 8})
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     proc = sao_train(pairs_run, whole, config)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -39,7 +39,9 @@ def test_a_killed_training_resumes_to_the_same_weights(pairs_run, tmp_path, tiny
     proc = sao_train(pairs_run, cut, config)
     assert proc.returncode == 0 and "nothing to do" in proc.stdout
     before = (cut / "model.safetensors").read_bytes()
-    other = write_train(tmp_path / "o.yaml", save_steps=1, learning_rate=2e-5, lora={"r": 4})
+    other = write_train(
+        tmp_path / "o.yaml", max_steps=2, save_steps=1, learning_rate=2e-5, lora={"r": 4}
+    )
     proc = sao_train(pairs_run, cut, other)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--overwrite" in proc.stderr

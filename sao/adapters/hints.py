@@ -6,6 +6,8 @@ from pathlib import Path
 
 import datasets
 
+from sao.adapters.trl import kto_balance
+
 
 def _trl(out: Path, model: str, trainer: str, config: str, held_out: bool) -> list[str]:
     evaluation = ', eval_dataset=data["test"]' if held_out else ""
@@ -21,10 +23,10 @@ def _trl(out: Path, model: str, trainer: str, config: str, held_out: bool) -> li
 
 
 def kto_weight(data: datasets.DatasetDict) -> tuple[int, int, str]:
-    """Desirable and undesirable answers, and the desirable weight that balances them."""
-    labels = data["train"]["label"] if data["train"].num_rows else []
-    good, bad = sum(labels), len(labels) - sum(labels)
-    return good, bad, f"{bad / good:.2f}" if good and bad else "1.0"
+    """Desirable and undesirable answers, and the balancing desirable weight as the snippet
+    writes it."""
+    good, bad, weight = kto_balance(data["train"]["label"] if data["train"].num_rows else [])
+    return good, bad, f"{weight:.2f}" if good and bad else "1.0"
 
 
 def hint(fmt: str, out_dir: str | Path, model: str, data: datasets.DatasetDict) -> str:

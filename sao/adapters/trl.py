@@ -36,6 +36,14 @@ def kto_threshold(options: ExportOptions, context: dict) -> float:
     return margin / 2
 
 
+def kto_balance(labels: list[bool]) -> tuple[int, int, float]:
+    """Desirable and undesirable answers, and the desirable weight that balances the two
+    classes (1.0 when either is missing)."""
+    good = sum(labels)
+    bad = len(labels) - good
+    return good, bad, round(bad / good, 2) if good and bad else 1.0
+
+
 def kto_rows(record: dict, options: ExportOptions, context: dict) -> list[dict]:
     """One row per answer: desirable when its score is `threshold` above ½, undesirable below.
 

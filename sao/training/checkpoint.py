@@ -21,6 +21,8 @@ from sao.store import swap_in
 LINEAGE = "sao_lineage.json"
 SETTINGS = "sao_settings.json"
 WEIGHT_SUFFIX = ".safetensors"
+CHECKPOINT = "checkpoint-"  # TRL's checkpoint folders, checkpoint-<step>
+TRAINER_STATE = "trainer_state.json"
 
 
 def work_folder(out: Path) -> Path:
@@ -40,11 +42,12 @@ def read_lineage(out: Path) -> dict[str, Any] | None:
 
 
 def claim_work_folder(out: Path, settings: dict[str, Any], overwrite: bool) -> Path:
-    """The work folder for `settings`: kept when an interrupted run had the same settings,
-    refused when it had others (unless `overwrite`), else made afresh."""
+    """The work folder for `settings`: its checkpoints are kept when an interrupted training
+    had the same settings and refused when it had others (unless `overwrite`); a folder with
+    no checkpoint yet (a start that failed early) is simply taken over."""
     work = work_folder(out)
     recorded = work / SETTINGS
-    if work.exists() and overwrite:
+    if work.exists() and (overwrite or last_checkpoint(work) is None):
         shutil.rmtree(work)
     if recorded.is_file():
         old = json.loads(recorded.read_text())
@@ -65,10 +68,20 @@ def claim_work_folder(out: Path, settings: dict[str, Any], overwrite: bool) -> P
 
 
 def last_checkpoint(work: Path) -> str | None:
-    """TRL's newest complete checkpoint in `work`, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(work)) if work.is_dir() else None
+    """TRL's newest complete checkpoint in `work` (its trainer state is written last), or
+    None; a checkpoint a kill left half-written is removed."""
+    if not work.is_dir():
+        return None
+    found = [
+        (int(p.name.removeprefix(CHECKPOINT)), p)
+        for p in work.iterdir()
+        if p.is_dir() and p.name.removeprefix(CHECKPOINT).isdigit() and p.name != CHECKPOINT
+    ]
+    complete = [(step, p) for step, p in found if (p / TRAINER_STATE).is_file()]
+    for _, p in found:
+        if not (p / TRAINER_STATE).is_file():
+            shutil.rmtree(p, ignore_errors=True)
+    return str(max(complete)[1]) if complete else None
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -91,6 +104,16 @@ def publish(staging: Path, out: Path, lineage: dict[str, Any]) -> Path:
 
 
 def check_loads(folder: Path) -> None:
+    """`_check_loads`, with whatever transformers or safetensors raise as one line."""
+    try:
+        _check_loads(folder)
+    except SaoError:
+        raise
+    except Exception as exc:
+        raise SaoError(f"{folder} does not load as a model: {_first_line(exc)}") from None
+
+
+def _check_loads(folder: Path) -> None:
     """Refuse a folder an engine could not load as a chat model: a config transformers reads,
     a tokenizer with a chat template, and safetensors weights holding every parameter of the
     architecture (read from the files' headers; the weights themselves are not loaded)."""
@@ -98,11 +121,8 @@ def check_loads(folder: Path) -> None:
     from safetensors import safe_open
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    try:
-        config = AutoConfig.from_pretrained(folder)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-    except Exception as exc:
-        raise SaoError(f"{folder} does not load as a model: {_first_line(exc)}") from None
+    config = AutoConfig.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     if not tokenizer.chat_template:
         raise SaoError(f"{folder} has no chat template: save the tokenizer with the model")
     files = sorted(folder.glob(f"*{WEIGHT_SUFFIX}"))

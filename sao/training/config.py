@@ -13,6 +13,8 @@ from sao.config import Section, apply_override, first_error, read_yaml
 from sao.errors import SaoError
 
 COMMAND_PLACES = ("data", "format", "model", "ref", "out")  # what train.command may name
+# DPO settings that change TRL's loss, which soft SPPO computes itself
+SPPO_IGNORES = ("ld_alpha", "loss_weights", "use_weighting", "f_divergence_type", "rpo_alpha")
 Algo = Literal["dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo"]
 ALGOS: tuple[str, ...] = ("dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo")
 
@@ -34,7 +36,7 @@ class LoraSettings(Section):
 
 
 class TrainConfig(Section):
-    """How `sao train` (and each round of `sao iterate`) trains on a run's pairs."""
+    """How `sao train` trains on a run's pairs."""
 
     algo: Algo = Field("dpo", description="dpo | ipo | sppo-hard | simpo | kto | sppo")
     model: str | None = Field(None, description="model to train; null: the run's generator")
@@ -71,11 +73,29 @@ class TrainConfig(Section):
     format: str = Field("trl-dpo", description="export format {data} is written in (command)")
 
     @model_validator(mode="after")
+    def _algorithm_fits(self) -> TrainConfig:
+        if self.command is not None:
+            return self
+        if self.algo == "kto" and self.batch_size < 2:
+            raise ValueError("train.batch_size: KTO needs at least 2 answers a step")
+        if self.algo == "simpo" and self.ref is not None:
+            raise ValueError("train.ref: SimPO has no reference model")
+        if self.algo == "sppo" and not self.precompute_ref:
+            raise ValueError("train.precompute_ref: soft SPPO reads π_ref's log-probs precomputed")
+        ignored = sorted(set(self.trainer_args) & set(SPPO_IGNORES)) if self.algo == "sppo" else []
+        if ignored:
+            raise ValueError(f"train.trainer_args.{ignored[0]}: soft SPPO's loss does not read it")
+        return self
+
+    @model_validator(mode="after")
     def _command_places(self) -> TrainConfig:
         if self.command is None:
             return self
         try:
-            used = {name for _, name, _, _ in string.Formatter().parse(self.command) if name}
+            fields = [n for _, n, _, _ in string.Formatter().parse(self.command) if n is not None]
+            if any(not name or name.isdigit() for name in fields):
+                raise ValueError("{} is not a placeholder")
+            used = set(fields)
         except ValueError as exc:
             hint = "write a literal brace as {{ or }}"
             raise ValueError(f"train.command: {exc} ({hint})") from None

@@ -8,6 +8,7 @@ from typing import Any
 import datasets
 
 from sao.adapters import ExportOptions, export
+from sao.errors import SaoError
 from sao.store import read_manifest
 from sao.training.config import TrainConfig
 
@@ -40,7 +41,15 @@ def training_data(run_dir: str | Path, config: TrainConfig) -> datasets.DatasetD
     row, so the trainer renders each answer's conversation as the policy saw it when it wrote
     the answer (its system message is already the prompt's first turn).
     """
-    data = export(run_dir, EXPORT_OF[config.algo], export_options(config))
+    try:
+        data = export(run_dir, EXPORT_OF[config.algo], export_options(config))
+    except SaoError as exc:
+        if "nothing to export" not in str(exc):
+            raise
+        raise SaoError(
+            f"{run_dir} has no rows to train {config.algo} on (no pairs, or none passing "
+            "train.min_margin)"
+        ) from None
     if config.algo == "sppo":
         data = data.map(
             _sppo_row, remove_columns=["chosen_probs", "chosen_probs_win", "chosen_probs_lose"]

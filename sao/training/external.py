@@ -12,6 +12,7 @@ from typing import Any
 
 from sao.adapters import export, write
 from sao.errors import SaoError
+from sao.models import ResolvedModel
 from sao.store import staging_folder
 from sao.training import checkpoint
 from sao.training.config import TrainConfig
@@ -26,7 +27,11 @@ def render_command(template: str, places: dict[str, str]) -> str:
 
 
 def run_command(
-    config: TrainConfig, run_dir: Path, wanted: dict[str, Any], work: Path, out: Path
+    config: TrainConfig,
+    run_dir: Path,
+    models: tuple[ResolvedModel, ResolvedModel],
+    work: Path,
+    out: Path,
 ) -> tuple[Path, dict[str, Any]]:
     """Export the data, run the command with its output going to a staging folder, keep its log.
 
@@ -43,27 +48,30 @@ def run_command(
         options=options,
         force=True,
     )
+    base, ref = (_folder(model) for model in models)
     staging = staging_folder(out)
     places = {
         "data": str(data_dir),
         "format": config.format,
-        "model": _load_name(wanted["base_model"]),
-        "ref": _load_name(wanted["reference"]),
+        "model": base,
+        "ref": ref,
         "out": str(staging),
     }
     command = render_command(config.command, places)
     log = work / LOG
     print(f"train.command: {command}", file=sys.stderr)
-    status = _run_logged(command, log)
-    if status != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise SaoError(f"train.command exited with status {status}; its log: {log}")
     try:
-        checkpoint.check_loads(staging)
-    except SaoError as exc:
+        status = _run_logged(command, log)
+        if status != 0:
+            raise SaoError(f"train.command exited with status {status}; its log: {log}")
+        try:
+            checkpoint.check_loads(staging)
+        except SaoError as exc:
+            raise SaoError(f"train.command wrote no loadable model to {{out}}: {exc}") from None
+        shutil.copyfile(log, staging / LOG)
+    except BaseException:  # a failure, or an interrupt: nothing half-made stays beside `out`
         shutil.rmtree(staging, ignore_errors=True)
-        raise SaoError(f"train.command wrote no loadable model to {{out}}: {exc}") from None
-    shutil.copyfile(log, staging / LOG)
+        raise
     return staging, {
         "algo": "command",
         "trainer": "command",
@@ -71,9 +79,17 @@ def run_command(
     }
 
 
-def _load_name(identity: dict[str, Any]) -> str:
-    """How an outside optimizer is told to load a model: its folder, or its hub id."""
-    return str(identity["path"])
+def _folder(model: ResolvedModel) -> str:
+    """The folder an outside optimizer loads a model from: a hub model is fetched at the
+    commit sao resolved, so the command trains the weights the lineage names."""
+    if model.source != "hub":
+        return model.path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(model.path, revision=model.revision)
+    except Exception as exc:
+        raise SaoError(f"cannot fetch {model.name} for train.command: {exc}") from None
 
 
 def _run_logged(command: str, log: Path) -> int:
@@ -89,9 +105,17 @@ def _run_logged(command: str, log: Path) -> int:
                 errors="replace",
             )
             assert proc.stdout is not None
-            for line in proc.stdout:
-                sink.write(line)
-                sys.stderr.write(line)
-            return proc.wait()
+            try:
+                for line in proc.stdout:
+                    sink.write(line)
+                    sys.stderr.write(line)
+                return proc.wait()
+            finally:  # interrupted (SIGINT, SIGTERM): the command does not outlive sao
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
     except OSError as exc:
         raise SaoError(f"cannot run train.command: {exc.strerror or exc}") from None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sao.config import diff_keys
 from sao.errors import SaoError
-from sao.models import resolve_model
+from sao.models import ResolvedModel, resolve_model
 from sao.provenance import model_identity, versions
 from sao.store import read_manifest, staging_folder
 from sao.training import checkpoint
@@ -28,11 +31,16 @@ class Trained:
 
 
 def base_model_name(run_dir: Path, config: TrainConfig) -> str:
-    """The model to train: `train.model`, else the run's generator (its folder when local)."""
+    """The model to train: `train.model`, else the run's generator (its folder when local, its
+    hub id at the commit the run used when from the hub)."""
     if config.model is not None:
         return config.model
     model = read_manifest(run_dir)["model"]
-    return model["path"] if model["source"] == "local" else model["name"]
+    if model["source"] == "local":
+        return model["path"]
+    if model["source"] == "hub" and "@" not in model["name"] and model.get("revision"):
+        return f"{model['name']}@{model['revision']}"
+    return model["name"]
 
 
 def data_identity(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
@@ -47,16 +55,30 @@ def data_identity(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
     }
 
 
-def settings(run_dir: Path, config: TrainConfig) -> dict[str, Any]:
-    """Everything that decides the trained weights: a finished folder or an interrupted run
-    with other settings is not reused."""
-    model = resolve_model(base_model_name(run_dir, config))
-    ref = resolve_model(config.ref) if config.ref is not None else model
+def pinned(identity: dict[str, Any]) -> dict[str, Any]:
+    """What fixes a model's weights: a folder's digest or a hub commit, not how it was named."""
+    return {k: identity[k] for k in ("source", "digest", "revision") if identity.get(k)}
+
+
+def resolved_models(run_dir: Path, config: TrainConfig) -> tuple[ResolvedModel, ResolvedModel]:
+    """The model to train and π_ref (the same model unless `train.ref`)."""
+    base = resolve_model(base_model_name(run_dir, config))
+    ref = resolve_model(config.ref) if config.ref is not None else base
+    return base, ref
+
+
+def settings(
+    run_dir: Path, config: TrainConfig, models: tuple[ResolvedModel, ResolvedModel]
+) -> dict[str, Any]:
+    """Everything that decides the trained weights, compared before a folder or an
+    interrupted training is reused: the data, the two models' weights, the `train:` section
+    (less the names the models were given by)."""
+    base, ref = (model_identity(m) for m in models)
     return {
         "data": data_identity(run_dir, config),
-        "base_model": model_identity(model),
-        "reference": model_identity(ref),
-        "train": config.model_dump(mode="json"),
+        "base_model": pinned(base),
+        "reference": pinned(ref),
+        "train": config.model_dump(mode="json", exclude={"model", "ref"}),
     }
 
 
@@ -65,19 +87,23 @@ def train(
 ) -> Trained:
     """Train on the run's pairs and write a complete model folder to `out` (resumable)."""
     run_dir, out = Path(run_dir), Path(out)
+    if out.exists() and not out.is_dir():
+        raise SaoError(f"--out {out} is a file, not a folder")
     if config.command is None:
         from sao.training.trl_trainers import check_trainer_args
 
         check_trainer_args(config)
-    wanted = settings(run_dir, config)
+    models = resolved_models(run_dir, config)
+    wanted = settings(run_dir, config, models)
     done = checkpoint.read_lineage(out)
     if done is not None and not overwrite:
-        changed = [k for k in wanted if done.get(k) != wanted[k]]
+        changed = diff_keys({k: done.get(k) for k in wanted}, wanted)
         if not changed:
             return Trained(out, done, reused=True)
+        shown = ", ".join(changed[:4]) + (" …" if len(changed) > 4 else "")
         raise SaoError(
-            f"{out} holds a model trained with other settings ({', '.join(changed)}); pass "
-            "--overwrite to replace it"
+            f"{out} holds a model trained with other settings ({shown}); pass --overwrite to "
+            "replace it"
         )
     if out.exists() and done is None and any(out.iterdir()) and not overwrite:
         raise SaoError(f"{out} is not empty and is not a sao checkpoint; pass --overwrite")
@@ -86,53 +112,69 @@ def train(
     if config.command is not None:
         from sao.training.external import run_command
 
-        staging, about = run_command(config, run_dir, wanted, work, out)
+        staging, about = run_command(config, run_dir, models, work, out)
     else:
-        staging, about = _train_with_trl(run_dir, config, wanted, work, out)
+        staging, about = _train_with_trl(run_dir, config, models, work, out)
     lineage = {
         **wanted,
+        "models": {"base": model_identity(models[0]), "reference": model_identity(models[1])},
         "data_path": str(run_dir.resolve()),
         **about,
         "packages": versions(TRAIN_PACKAGES),
         "seconds": round(time.monotonic() - start, 1),
     }
-    checkpoint.check_loads(staging)
     return Trained(checkpoint.publish(staging, out, lineage), lineage, reused=False)
 
 
-def _train_with_trl(
-    run_dir: Path, config: TrainConfig, wanted: dict[str, Any], work: Path, out: Path
-) -> tuple[Path, dict[str, Any]]:
-    """TRL trains; the merged model is saved to a staging folder beside the checkpoint."""
+def _load(model: ResolvedModel, dtype: str) -> Any:
+    """A causal LM from its folder or hub commit, in `dtype`."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(
+        model.path, revision=model.revision, dtype=getattr(torch, dtype)
+    )
+
+
+def _train_with_trl(
+    run_dir: Path,
+    config: TrainConfig,
+    models: tuple[ResolvedModel, ResolvedModel],
+    work: Path,
+    out: Path,
+) -> tuple[Path, dict[str, Any]]:
+    """TRL trains; the (merged) model is saved to a staging folder beside the checkpoint and
+    checked to load."""
+    import torch
+    from transformers import AutoTokenizer
 
     from sao.engines.hardware import resolve_dtype
     from sao.training.trl_trainers import build_trainer, trainer_arguments
 
     data = training_data(run_dir, config)
-    if data["train"].num_rows == 0:
-        raise SaoError(f"{run_dir} has no training rows for {config.algo}")
     dtype = resolve_dtype(config.dtype)
-    arguments = trainer_arguments(config, str(work), dtype, "test" in data, data)
-    base = wanted["base_model"]
-    tokenizer = AutoTokenizer.from_pretrained(base["path"], revision=base.get("revision"))
-    model = AutoModelForCausalLM.from_pretrained(
-        base["path"], revision=base.get("revision"), dtype=getattr(torch, dtype)
+    arguments = _trl_accepts(
+        lambda: trainer_arguments(config, str(work), dtype, "test" in data, data)
     )
+    base, ref = models
+    tokenizer = AutoTokenizer.from_pretrained(base.path, revision=base.revision)
+    # full fine-tuning keeps fp32 master weights (bf16/fp16 run as autocast: pure-bf16 AdamW
+    # loses small updates); a LoRA adapter trains in fp32 over a base held in `dtype`
+    model = _load(base, dtype if config.lora is not None else "float32")
     ref_model = None
-    ref = wanted["reference"]
-    if ref != base and config.algo != "simpo":  # SimPO has no reference
-        ref_model = AutoModelForCausalLM.from_pretrained(
-            ref["path"], revision=ref.get("revision"), dtype=getattr(torch, dtype)
+    if config.algo != "simpo" and (ref is not base or not arguments.precompute_ref_log_probs):
+        ref_model = _load(ref, dtype)  # loaded here, so a hub reference keeps its commit
+    trainer = _trl_accepts(
+        lambda: build_trainer(
+            config, model, ref_model, tokenizer, data, arguments, _peft_config(config)
         )
-    trainer = build_trainer(
-        config, model, ref_model, tokenizer, data, arguments, _peft_config(config)
     )
+    ref_model = None  # with precomputed log-probs the trainer has dropped it too
     trainer.add_callback(_failpoint_callback())
     resume = checkpoint.last_checkpoint(work)
     try:
         result = trainer.train(resume_from_checkpoint=resume)
+        evaluated = trainer.evaluate() if "test" in data else None
     except torch.OutOfMemoryError:
         raise SaoError(
             "out of memory while training: lower train.batch_size (raise train.grad_accum to "
@@ -142,12 +184,21 @@ def _train_with_trl(
     trained = trainer.model
     if config.lora is not None:
         trained = trained.merge_and_unload()
+    elif dtype != "float32":
+        trained = trained.to(getattr(torch, dtype))  # saved in the dtype it ran in
     staging = staging_folder(out)
-    trained.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
+    try:
+        trained.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        checkpoint.check_loads(staging)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SaoError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     history = trainer.state.log_history
     losses = [entry["loss"] for entry in history if "loss" in entry]
-    evals = [entry for entry in history if "eval_loss" in entry]
     return staging, {
         "algo": config.algo,
         "trainer": type(trainer).__name__,
@@ -158,10 +209,21 @@ def _train_with_trl(
             **result.metrics,
             "first_loss": losses[0] if losses else None,
             "last_loss": losses[-1] if losses else None,
-            **({"eval": evals[-1]} if evals else {}),
+            **({"eval": evaluated} if evaluated else {}),
         },
         "log_history": history,
     }
+
+
+def _trl_accepts(build: Callable[[], Any]) -> Any:
+    """`build()`, with TRL's refusal of a setting (a value in `trainer_args`, a combination it
+    does not support) as one line instead of a traceback."""
+    try:
+        return build()
+    except (ValueError, TypeError) as exc:
+        text = str(exc).strip()
+        line = text.splitlines()[0] if text else type(exc).__name__
+        raise SaoError(f"TRL refused the training settings: {line}") from None
 
 
 def _failpoint_callback() -> Any:

@@ -9,7 +9,7 @@ from typing import Any
 
 import datasets
 
-from sao.adapters.hints import kto_weight
+from sao.adapters.trl import kto_balance
 from sao.errors import SaoError
 from sao.training.config import TrainConfig
 
@@ -46,6 +46,10 @@ OWNED_ARGS = {
 
 def config_class(algo: str) -> type:
     """TRL's config class for an algorithm."""
+    try:
+        import trl  # noqa: F401
+    except ImportError:
+        raise SaoError("sao train needs TRL and peft: pip install 'sao[train]'") from None
     if algo == "simpo":
         from trl.experimental.cpo import CPOConfig
 
@@ -100,14 +104,19 @@ def trainer_arguments(
     }
     if config.algo in DPO_LOSS:
         args["loss_type"] = [DPO_LOSS[config.algo]]
-        args["precompute_ref_log_probs"] = config.precompute_ref or config.algo == "sppo"
+        args["precompute_ref_log_probs"] = config.precompute_ref
     elif config.algo == "simpo":
         args.update(loss_type="simpo", cpo_alpha=0.0, simpo_gamma=config.simpo_gamma)
     elif config.algo == "kto":
-        _, _, weight = kto_weight(data)
+        good, bad, weight = kto_balance(data["train"]["label"])
+        if not good or not bad:
+            raise SaoError(
+                f"KTO needs desirable and undesirable answers; the run has {good} and {bad} "
+                "(lower train.min_margin, or judge more answers)"
+            )
         args.update(
             precompute_ref_log_probs=config.precompute_ref,
-            desirable_weight=float(weight),
+            desirable_weight=weight,
             undesirable_weight=1.0,
         )
     args.update(config.trainer_args)
