@@ -15,7 +15,8 @@ test: $(STAMP) browser
 	$(BIN)/pytest -q -m "not cluster and not long"
 
 # The long scenarios: a real run killed again and again and resumed, engine faults and retries,
-# SIGINT/SIGTERM mid-run (about 6 minutes on 2 cores).
+# SIGINT/SIGTERM mid-run, `sao train` killed at a checkpoint and resumed (about 8 minutes on 2
+# cores).
 test-long: $(STAMP)
 	$(BIN)/pytest -q -m long
 

@@ -14,6 +14,7 @@ Usage: python benchmarks/train.py [--run RUN] [--personas 64] [--algos dpo,ipo,.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -78,7 +79,8 @@ def main() -> None:
             dtype="float32",
         )
         start = time.monotonic()
-        lineage = train(run, scratch / algo, config).lineage
+        with contextlib.redirect_stdout(sys.stderr):  # TRL prints its logs: stdout is JSON only
+            lineage = train(run, scratch / algo, config).lineage
         losses = [e["loss"] for e in lineage["log_history"] if "loss" in e]
         first, last = quarter_means(losses)
         held_out = lineage["metrics"].get("eval", {}).get("eval_loss")

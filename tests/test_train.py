@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def test_soft_sppo_loss_and_gradient_match_plain_torch(pairs_run, tmp_path):
     tok = AutoTokenizer.from_pretrained(path)
     policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     reference = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    args = trainer_arguments(config, str(tmp_path / "work"), "float32", False, data)
+    args = trainer_arguments(config, str(tmp_path / "work"), "float32", data)
     trainer = build_trainer(config, policy, None, tok, data, args, None)
     # move the policy off the reference its log-probs were precomputed with
     torch.manual_seed(0)
@@ -225,28 +226,30 @@ def test_an_outside_optimizer_trains_through_train_command(pairs_run, tmp_path):
         load_file(out / "model.safetensors")[PROBE],
         load_file(Path(base) / "model.safetensors")[PROBE],
     )
-    # a failing command: one line naming its log, nothing published
-    failing = write_train(tmp_path / "f.yaml", command=command + " --exit 3", format="trl-dpo")
-    bad = tmp_path / "bad"
-    proc = sao_train(pairs_run, bad, failing)
-    assert proc.returncode == 2 and "exited with status 3" in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("error:")
-    assert not bad.exists()
-    # a command that writes no model to {out}
-    empty = write_train(tmp_path / "e.yaml", command="true {out}", format="trl-dpo")
-    proc = sao_train(pairs_run, tmp_path / "none", empty)
-    assert proc.returncode == 2 and "no loadable model" in proc.stderr
+    # a failing command names its log; one that writes no model says so; neither publishes
+    from sao.errors import SaoError
+    from sao.training import TrainConfig, train
+
+    for template, message in [
+        (command + " --exit 3", "exited with status 3; its log: "),
+        ("true {out}", "wrote no loadable model to {out}"),
+    ]:
+        bad = tmp_path / "bad"
+        with pytest.raises(SaoError, match=re.escape(message)):
+            train(pairs_run, bad, TrainConfig(**{**BASE, "command": template}))
+        assert not bad.exists()
+        # no staging folder stays; the work folder keeps the command's log
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".bad.")] == [".bad.train"]
+        assert (tmp_path / ".bad.train" / "sao_train.log").is_file()
 
 
 @pytest.mark.parametrize(
     "extra,message",
-    [({"trainer_args": {"no_such_arg": 1}}, "not a field of TRL's DPOConfig"),
-     ({"command": "echo {data}"}, "must write the model to {out}"),
+    [({"command": "echo {data}"}, "must write the model to {out}"),
      ({"command": "echo {out} {weights}"}, "unknown placeholder 'weights'"),
      ({"command": "xargs -I{} echo {} {out}"}, "{} is not a placeholder"),
      ({"algo": "kto", "batch_size": 1}, "KTO needs at least 2 answers"),
      ({"algo": "simpo", "ref": "smollm2-135m-instruct"}, "SimPO has no reference model"),
-     ({"min_margin": 0.99}, "no rows to train dpo on"),
      ({"algo": "orpo"}, "train.algo")],
 )  # fmt: skip
 def test_bad_training_settings_fail_in_one_line(pairs_run, tmp_path, extra, message):

@@ -153,9 +153,7 @@ def _train_with_trl(
 
     data = training_data(run_dir, config)
     dtype = resolve_dtype(config.dtype)
-    arguments = _trl_accepts(
-        lambda: trainer_arguments(config, str(work), dtype, "test" in data, data)
-    )
+    arguments = _trl_accepts(lambda: trainer_arguments(config, str(work), dtype, data))
     base, ref = models
     tokenizer = AutoTokenizer.from_pretrained(base.path, revision=base.revision)
     # full fine-tuning keeps fp32 master weights (bf16/fp16 run as autocast: pure-bf16 AdamW

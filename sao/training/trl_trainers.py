@@ -75,7 +75,7 @@ def check_trainer_args(config: TrainConfig) -> None:
 
 
 def trainer_arguments(
-    config: TrainConfig, output_dir: str, dtype: str, has_eval: bool, data: datasets.DatasetDict
+    config: TrainConfig, output_dir: str, dtype: str, data: datasets.DatasetDict
 ) -> Any:
     """TRL's config object for `config.algo`, with every argument sao sets."""
     args: dict[str, Any] = {
@@ -97,7 +97,7 @@ def trainer_arguments(
         "save_steps": config.save_steps,
         "save_total_limit": 1,
         "logging_steps": 1,
-        "eval_strategy": "epoch" if has_eval else "no",
+        "eval_strategy": "no",  # the held-out split is evaluated once, after training
         "report_to": [],
         "dataloader_pin_memory": _has_cuda(),
         "beta": config.resolved_beta(),
