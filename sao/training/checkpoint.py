@@ -16,6 +16,7 @@ from typing import Any
 
 from sao.config import diff_keys
 from sao.errors import SaoError
+from sao.interrupts import dropped_on_resume
 from sao.store import swap_in
 
 LINEAGE = "sao_lineage.json"
@@ -49,6 +50,8 @@ def claim_work_folder(out: Path, settings: dict[str, Any], overwrite: bool) -> P
     recorded = work / SETTINGS
     if work.exists() and (overwrite or last_checkpoint(work) is None):
         shutil.rmtree(work)
+    if overwrite:  # what it replaced is gone: a resume must not wipe this run's checkpoints
+        dropped_on_resume.add("--overwrite")
     if recorded.is_file():
         old = json.loads(recorded.read_text())
         changed = diff_keys(old, settings)
