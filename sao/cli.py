@@ -185,7 +185,10 @@ def train_cmd(
         str | None, typer.Option(help="Reference model π_ref (default: the trained model).")
     ] = None,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the checkpoint or interrupted training.")
+        bool,
+        typer.Option(
+            "--overwrite", help="Replace a finished checkpoint or a training with other settings."
+        ),
     ] = False,
 ) -> None:
     """Train on a run's pairs (TRL, or `train.command`). Example: sao train runs/first --out ckpt"""

@@ -16,7 +16,6 @@ from typing import Any
 
 from sao.config import diff_keys
 from sao.errors import SaoError
-from sao.interrupts import dropped_on_resume
 from sao.store import swap_in
 
 LINEAGE = "sao_lineage.json"
@@ -44,14 +43,16 @@ def read_lineage(out: Path) -> dict[str, Any] | None:
 
 def claim_work_folder(out: Path, settings: dict[str, Any], overwrite: bool) -> Path:
     """The work folder for `settings`: its checkpoints are kept when an interrupted training
-    had the same settings and refused when it had others (unless `overwrite`); a folder with
-    no checkpoint yet (a start that failed early) is simply taken over."""
+    had the same settings (with `overwrite` too, so an interrupted `--overwrite` run resumes
+    with the same command) and refused when it had others (`overwrite`: removed); a folder
+    with no checkpoint yet (a start that failed early) is simply taken over."""
     work = work_folder(out)
     recorded = work / SETTINGS
-    if work.exists() and (overwrite or last_checkpoint(work) is None):
+    for old in out.parent.glob(f".{out.name}.old-*"):  # left by a kill inside swap_in
+        shutil.rmtree(old, ignore_errors=True)
+    same = recorded.is_file() and not diff_keys(json.loads(recorded.read_text()), settings)
+    if work.exists() and (last_checkpoint(work) is None or (overwrite and not same)):
         shutil.rmtree(work)
-    if overwrite:  # what it replaced is gone: a resume must not wipe this run's checkpoints
-        dropped_on_resume.add("--overwrite")
     if recorded.is_file():
         old = json.loads(recorded.read_text())
         changed = diff_keys(old, settings)

@@ -14,7 +14,15 @@ from sao.errors import SaoError
 
 COMMAND_PLACES = ("data", "format", "model", "ref", "out")  # what train.command may name
 # DPO settings that change TRL's loss, which soft SPPO computes itself
-SPPO_IGNORES = ("ld_alpha", "loss_weights", "use_weighting", "f_divergence_type", "rpo_alpha")
+SPPO_IGNORES = (
+    "ld_alpha",
+    "loss_weights",
+    "use_weighting",
+    "f_divergence_type",
+    "f_alpha_divergence_coef",
+    "label_smoothing",
+    "discopop_tau",
+)
 Algo = Literal["dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo"]
 ALGOS: tuple[str, ...] = ("dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo")
 
@@ -77,14 +85,14 @@ class TrainConfig(Section):
         if self.command is not None:
             return self
         if self.algo == "kto" and self.batch_size < 2:
-            raise ValueError("train.batch_size: KTO needs at least 2 answers a step")
+            raise ValueError("batch_size: KTO needs at least 2 answers a step")
         if self.algo == "simpo" and self.ref is not None:
-            raise ValueError("train.ref: SimPO has no reference model")
+            raise ValueError("ref: SimPO has no reference model")
         if self.algo == "sppo" and not self.precompute_ref:
-            raise ValueError("train.precompute_ref: soft SPPO reads π_ref's log-probs precomputed")
+            raise ValueError("precompute_ref: soft SPPO reads π_ref's log-probs precomputed")
         ignored = sorted(set(self.trainer_args) & set(SPPO_IGNORES)) if self.algo == "sppo" else []
         if ignored:
-            raise ValueError(f"train.trainer_args.{ignored[0]}: soft SPPO's loss does not read it")
+            raise ValueError(f"trainer_args.{ignored[0]}: soft SPPO's loss does not read it")
         return self
 
     @model_validator(mode="after")
@@ -98,15 +106,15 @@ class TrainConfig(Section):
             used = set(fields)
         except ValueError as exc:
             hint = "write a literal brace as {{ or }}"
-            raise ValueError(f"train.command: {exc} ({hint})") from None
+            raise ValueError(f"command: {exc} ({hint})") from None
         unknown = sorted(used - set(COMMAND_PLACES))
         if unknown:
             known = ", ".join("{" + place + "}" for place in COMMAND_PLACES)
-            raise ValueError(f"train.command: unknown placeholder '{unknown[0]}'; use {known}")
+            raise ValueError(f"command: unknown placeholder '{unknown[0]}'; use {known}")
         if "out" not in used:
-            raise ValueError("train.command must write the model to {out}")
+            raise ValueError("command must write the model to {out}")
         if self.format not in FORMATS:
-            raise ValueError(f"train.format {self.format!r}: use one of {', '.join(FORMATS)}")
+            raise ValueError(f"format {self.format!r}: use one of {', '.join(FORMATS)}")
         return self
 
     def resolved_beta(self) -> float:
@@ -116,7 +124,7 @@ class TrainConfig(Section):
 
 class TrainFile(BaseModel):
     """A YAML file as `sao train -c` reads it: its `train:` section; other sections (a run's
-    config, `iterate:`) are another command's business."""
+    config) are another command's business."""
 
     train: TrainConfig = Field(default_factory=TrainConfig)
 

@@ -50,6 +50,11 @@ def training_data(run_dir: str | Path, config: TrainConfig) -> datasets.DatasetD
             f"{run_dir} has no rows to train {config.algo} on (no pairs, or none passing "
             "train.min_margin)"
         ) from None
+    if data["train"].num_rows == 0:
+        raise SaoError(
+            f"all {data['test'].num_rows} rows of {run_dir} fell in the held-out split; lower "
+            "train.split_ratio"
+        )
     if config.algo == "sppo":
         data = data.map(
             _sppo_row, remove_columns=["chosen_probs", "chosen_probs_win", "chosen_probs_lose"]

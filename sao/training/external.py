@@ -3,10 +3,13 @@ environment), run on the round's data exported in the format it reads."""
 
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +95,30 @@ def _folder(model: ResolvedModel) -> str:
         raise SaoError(f"cannot fetch {model.name} for train.command: {exc}") from None
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the command's process group (the shell and every worker it launched), then
+    SIGKILL whatever of it is left after 30 s."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break  # the whole group has exited
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _group_alive(proc):
+            time.sleep(0.2)
+    proc.wait()
+
+
+def _group_alive(proc: subprocess.Popen) -> bool:
+    """True while any process of the command's group runs (its shell is reaped on the way)."""
+    proc.poll()
+    try:
+        os.killpg(proc.pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _run_logged(command: str, log: Path) -> int:
     """Run `command` in a shell; its output goes to stderr as it comes and to `log`."""
     try:
@@ -103,6 +130,7 @@ def _run_logged(command: str, log: Path) -> int:
                 stderr=subprocess.STDOUT,
                 text=True,
                 errors="replace",
+                start_new_session=True,  # its own process group: stopped whole, below
             )
             assert proc.stdout is not None
             try:
@@ -110,12 +138,7 @@ def _run_logged(command: str, log: Path) -> int:
                     sink.write(line)
                     sys.stderr.write(line)
                 return proc.wait()
-            finally:  # interrupted (SIGINT, SIGTERM): the command does not outlive sao
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+            finally:  # interrupted (SIGINT, SIGTERM): nothing it started outlives sao
+                _stop_group(proc)
     except OSError as exc:
         raise SaoError(f"cannot run train.command: {exc.strerror or exc}") from None

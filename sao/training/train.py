@@ -18,6 +18,10 @@ from sao.training import checkpoint
 from sao.training.config import TrainConfig
 from sao.training.data import EXPORT_OF, export_options, training_data
 
+# `train:` keys that do not change the trained weights (and the names the models were given
+# by): changing them does not stop a resume, so out of memory can be met with
+# gradient_checkpointing and the same command
+RESUMABLE_WITH_OTHER = {"model", "ref", "gradient_checkpointing", "save_steps"}
 TRAIN_PACKAGES = ("sao", "trl", "transformers", "torch", "peft", "accelerate", "datasets")
 
 
@@ -38,8 +42,8 @@ def base_model_name(run_dir: Path, config: TrainConfig) -> str:
     model = read_manifest(run_dir)["model"]
     if model["source"] == "local":
         return model["path"]
-    if model["source"] == "hub" and "@" not in model["name"] and model.get("revision"):
-        return f"{model['name']}@{model['revision']}"
+    if model["source"] == "hub" and model.get("revision"):
+        return f"{model['path']}@{model['revision']}"  # a branch name moves on; its commit not
     return model["name"]
 
 
@@ -64,6 +68,8 @@ def resolved_models(run_dir: Path, config: TrainConfig) -> tuple[ResolvedModel, 
     """The model to train and π_ref (the same model unless `train.ref`)."""
     base = resolve_model(base_model_name(run_dir, config))
     ref = resolve_model(config.ref) if config.ref is not None else base
+    if ref is not base and pinned(model_identity(ref)) == pinned(model_identity(base)):
+        ref = base  # the same weights under another name: one model, not two
     return base, ref
 
 
@@ -78,7 +84,7 @@ def settings(
         "data": data_identity(run_dir, config),
         "base_model": pinned(base),
         "reference": pinned(ref),
-        "train": config.model_dump(mode="json", exclude={"model", "ref"}),
+        "train": config.model_dump(mode="json", exclude=RESUMABLE_WITH_OTHER),
     }
 
 
@@ -123,7 +129,10 @@ def train(
         "packages": versions(TRAIN_PACKAGES),
         "seconds": round(time.monotonic() - start, 1),
     }
-    return Trained(checkpoint.publish(staging, out, lineage), lineage, reused=False)
+    try:
+        return Trained(checkpoint.publish(staging, out, lineage), lineage, reused=False)
+    finally:  # interrupted before the rename: nothing half-made stays beside `out`
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _load(model: ResolvedModel, dtype: str) -> Any:
@@ -156,28 +165,31 @@ def _train_with_trl(
     arguments = _trl_accepts(lambda: trainer_arguments(config, str(work), dtype, data))
     base, ref = models
     tokenizer = AutoTokenizer.from_pretrained(base.path, revision=base.revision)
-    # full fine-tuning keeps fp32 master weights (bf16/fp16 run as autocast: pure-bf16 AdamW
-    # loses small updates); a LoRA adapter trains in fp32 over a base held in `dtype`
-    model = _load(base, dtype if config.lora is not None else "float32")
-    ref_model = None
-    if config.algo != "simpo" and (ref is not base or not arguments.precompute_ref_log_probs):
-        ref_model = _load(ref, dtype)  # loaded here, so a hub reference keeps its commit
-    trainer = _trl_accepts(
-        lambda: build_trainer(
-            config, model, ref_model, tokenizer, data, arguments, _peft_config(config)
-        )
-    )
-    ref_model = None  # with precomputed log-probs the trainer has dropped it too
-    trainer.add_callback(_failpoint_callback())
-    resume = checkpoint.last_checkpoint(work)
     try:
+        # full fine-tuning keeps fp32 master weights (bf16/fp16 run as autocast: pure-bf16
+        # AdamW loses small updates); a LoRA adapter trains in fp32 over a base in `dtype`
+        model = _load(base, dtype if config.lora is not None else "float32")
+        ref_model = None
+        # π_ref is loaded by sao (so a hub reference keeps its commit) unless it is the base
+        # and TRL needs no copy: its log-probs precomputed, or LoRA with the adapter disabled
+        own_copy = not arguments.precompute_ref_log_probs and config.lora is None
+        if config.algo != "simpo" and (ref is not base or own_copy):
+            ref_model = _load(ref, dtype)
+        trainer = _trl_accepts(
+            lambda: build_trainer(
+                config, model, ref_model, tokenizer, data, arguments, _peft_config(config)
+            )
+        )
+        ref_model = None  # the trainer holds it if it still needs it
+        trainer.add_callback(_failpoint_callback())
+        resume = checkpoint.last_checkpoint(work)
         result = trainer.train(resume_from_checkpoint=resume)
         evaluated = trainer.evaluate() if "test" in data else None
     except torch.OutOfMemoryError:
         raise SaoError(
-            "out of memory while training: lower train.batch_size (raise train.grad_accum to "
-            "keep the step) or set train.gradient_checkpointing; the same command resumes "
-            "from the last checkpoint"
+            "out of memory while training: set train.gradient_checkpointing: true and run the "
+            "same command (it resumes from the last checkpoint), or lower train.batch_size "
+            "(raising train.grad_accum keeps the step) with --overwrite"
         ) from None
     trained = trainer.model
     if config.lora is not None:
@@ -219,9 +231,23 @@ def _trl_accepts(build: Callable[[], Any]) -> Any:
     try:
         return build()
     except (ValueError, TypeError) as exc:
+        if not _raised_by_a_library(exc):
+            raise  # sao's own bug: surfaces as it is
         text = str(exc).strip()
         line = text.splitlines()[0] if text else type(exc).__name__
-        raise SaoError(f"TRL refused the training settings: {line}") from None
+        raise SaoError(f"TRL refused the training settings: {line}") from exc
+
+
+LIBRARIES = ("/trl/", "/transformers/", "/peft/", "/accelerate/")
+
+
+def _raised_by_a_library(exc: BaseException) -> bool:
+    """True when the innermost frame of `exc`'s traceback is in TRL, transformers, peft or
+    accelerate."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and any(lib in tb.tb_frame.f_code.co_filename for lib in LIBRARIES)
 
 
 def _failpoint_callback() -> Any:
