@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sysconfig
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -242,12 +243,18 @@ LIBRARIES = ("/trl/", "/transformers/", "/peft/", "/accelerate/")
 
 
 def _raised_by_a_library(exc: BaseException) -> bool:
-    """True when the innermost frame of `exc`'s traceback is in TRL, transformers, peft or
-    accelerate."""
+    """True when the innermost frame of `exc`'s traceback outside Python's standard library
+    (an enum's lookup, say) is in TRL, transformers, peft or accelerate."""
+    stdlib = sysconfig.get_paths()["stdlib"]
+    last = None
     tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        in_stdlib = name.startswith(stdlib) and not ("-packages" in name)
+        if not in_stdlib:
+            last = name
         tb = tb.tb_next
-    return tb is not None and any(lib in tb.tb_frame.f_code.co_filename for lib in LIBRARIES)
+    return last is not None and any(lib in last for lib in LIBRARIES)
 
 
 def _failpoint_callback() -> Any:
