@@ -250,7 +250,7 @@ def _raised_by_a_library(exc: BaseException) -> bool:
     tb = exc.__traceback__
     while tb is not None:
         name = tb.tb_frame.f_code.co_filename
-        in_stdlib = name.startswith(stdlib) and not ("-packages" in name)
+        in_stdlib = name.startswith(stdlib) and "-packages" not in name
         if not in_stdlib:
             last = name
         tb = tb.tb_next
