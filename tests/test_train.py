@@ -25,6 +25,9 @@ from sao.store import read_manifest, read_records
 from tests.conftest import ROOT, run_sao
 
 pytestmark = pytest.mark.slow
+# The training runs here take about 5 minutes on 2 cores: they run in `make test-long`, which
+# CI runs too, so that `make test` stays under 20 minutes. What is cheap stays in `make test`.
+trains = pytest.mark.long
 
 BETA = 0.1
 BATCH = 2
@@ -109,6 +112,7 @@ def expected_rows(algo: str, records: list[dict]) -> int:
     return sum(len(r["pairs"]) for r in records)
 
 
+@trains
 @pytest.mark.parametrize(
     "algo,lora",
     [("dpo", False), ("ipo", False), ("sppo-hard", False), ("sppo", False), ("kto", False),
@@ -159,6 +163,7 @@ def test_every_algorithm_trains_from_its_closed_form_first_loss(pairs_run, tmp_p
         assert reply.text.strip() and reply.num_tokens > 0
 
 
+@trains
 def test_soft_sppo_loss_and_gradient_match_plain_torch(pairs_run, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -215,6 +220,7 @@ def test_soft_sppo_loss_and_gradient_match_plain_torch(pairs_run, tmp_path):
         torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=1e-3 * scale)
 
 
+@trains
 def test_an_outside_optimizer_trains_through_train_command(pairs_run, tmp_path):
     script = ROOT / "tests" / "external_dpo.py"
     command = f"{sys.executable} {script} {{data}} {{model}} {{out}} --steps 1"
@@ -256,14 +262,15 @@ def test_an_outside_optimizer_trains_through_train_command(pairs_run, tmp_path):
      ({"algo": "simpo", "ref": "smollm2-135m-instruct"}, "SimPO has no reference model"),
      ({"algo": "orpo"}, "algo")],
 )  # fmt: skip
-def test_bad_training_settings_fail_in_one_line(pairs_run, tmp_path, extra, message):
+def test_bad_training_settings_fail_in_one_line(hf_run, tmp_path, extra, message):
     config = write_train(tmp_path / "t.yaml", **extra)
-    proc = sao_train(pairs_run, tmp_path / "ckpt", config)
+    proc = sao_train(hf_run[0], tmp_path / "ckpt", config)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
     assert not (tmp_path / "ckpt").exists()
 
 
+@trains
 @pytest.mark.parametrize(
     "settings,message",
     [({"trainer_args": {"beta": 1}}, "set by sao from train.beta"),
