@@ -173,7 +173,8 @@ def _train_with_trl(
         ref_model = None
         # π_ref is loaded by sao (so a hub reference keeps its commit) unless it is the base
         # and TRL needs no copy: its log-probs precomputed, or LoRA with the adapter disabled
-        own_copy = not arguments.precompute_ref_log_probs and config.lora is None
+        precomputed = getattr(arguments, "precompute_ref_log_probs", False)  # SimPO: no π_ref
+        own_copy = not precomputed and config.lora is None
         if config.algo != "simpo" and (ref is not base or own_copy):
             ref_model = _load(ref, dtype)
         trainer = _trl_accepts(
