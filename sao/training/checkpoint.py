@@ -9,14 +9,13 @@ hidden sibling and renamed into place, and only then is the work folder removed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from sao.config import diff_keys
-from sao.errors import SaoError
-from sao.store import swap_in
+from sao.errors import SaoError, describe
+from sao.store import swap_in, write_atomic
 
 LINEAGE = "sao_lineage.json"
 SETTINGS = "sao_settings.json"
@@ -89,10 +88,8 @@ def last_checkpoint(work: Path) -> str | None:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """`data` as indented JSON at `path`, through a temporary and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    """`data` as indented JSON at `path`, written atomically."""
+    write_atomic(path, (json.dumps(data, indent=2, default=str) + "\n").encode())
 
 
 def publish(staging: Path, out: Path, lineage: dict[str, Any]) -> Path:
@@ -114,7 +111,7 @@ def check_loads(folder: Path) -> None:
     except SaoError:
         raise
     except Exception as exc:
-        raise SaoError(f"{folder} does not load as a model: {_first_line(exc)}") from None
+        raise SaoError(f"{folder} does not load as a model: {describe(exc)}") from None
 
 
 def _check_loads(folder: Path) -> None:
@@ -142,9 +139,3 @@ def _check_loads(folder: Path) -> None:
     missing = sorted(set(model.state_dict()) - stored - tied)
     if missing:
         raise SaoError(f"{folder} lacks weights for {len(missing)} parameters, e.g. {missing[0]}")
-
-
-def _first_line(exc: BaseException) -> str:
-    """An exception's first line, for a one-line error."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

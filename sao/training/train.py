@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sao.config import diff_keys
-from sao.errors import SaoError
+from sao.errors import SaoError, describe
 from sao.models import ResolvedModel, resolve_model
 from sao.provenance import model_identity, versions
 from sao.store import read_manifest, staging_folder
@@ -235,9 +235,7 @@ def _trl_accepts(build: Callable[[], Any]) -> Any:
     except (ValueError, TypeError) as exc:
         if not _raised_by_a_library(exc):
             raise  # sao's own bug: surfaces as it is
-        text = str(exc).strip()
-        line = text.splitlines()[0] if text else type(exc).__name__
-        raise SaoError(f"TRL refused the training settings: {line}") from exc
+        raise SaoError(f"TRL refused the training settings: {describe(exc)}") from exc
 
 
 LIBRARIES = ("/trl/", "/transformers/", "/peft/", "/accelerate/")
