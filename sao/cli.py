@@ -14,6 +14,7 @@ import yaml
 from sao.cli_views import (
     err,
     out,
+    print_iterated,
     print_judge_agreement,
     print_judge_eval,
     print_plan,
@@ -50,6 +51,8 @@ def user_errors(fn):
             name, code = ("SIGTERM", 143) if isinstance(exc, Terminated) else ("SIGINT", 130)
             if fn.__name__ == "generate" and "--preview" not in sys.argv:
                 line = f"committed shards are kept; resume with: {resume_command()}"
+            elif fn.__name__ == "iterate_cmd":
+                line = f"finished stages are kept; resume with: {resume_command()}"
             elif fn.__name__ == "train_cmd":
                 line = f"saved training checkpoints are kept; resume with: {resume_command()}"
             else:
@@ -199,6 +202,24 @@ def train_cmd(
     print_trained(result)
 
 
+@app.command("iterate")
+@user_errors
+def iterate_cmd(
+    config: Annotated[
+        Path,
+        typer.Option("--config", "-c", help="YAML: a run's keys, `train:` and `iterate:`."),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The loop's folder.")],
+    rounds: Annotated[int | None, typer.Option(min=1, help="Rounds (more extend a loop).")] = None,
+) -> None:
+    """Self-improvement rounds: generate, train, evaluate. Example: sao iterate -c it.yaml -o it"""
+    from sao.rounds import iterate, load_iterate_config
+
+    loaded = load_iterate_config(config, {"iterate.rounds": rounds})
+    ledger = iterate(loaded, out_dir, err)
+    print_iterated(out_dir, ledger)
+
+
 @app.command("export")
 @user_errors
 def export_cmd(
@@ -244,7 +265,9 @@ def export_cmd(
 @app.command("report")
 @user_errors
 def report_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="A `sao generate` output folder.")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A `sao generate` output folder, or a `sao iterate` one.")
+    ],
     baseline: Annotated[
         Path | None, typer.Option(help="A second run shown beside it (e.g. --no-personas).")
     ] = None,
@@ -261,8 +284,19 @@ def report_cmd(
         int, typer.Option(min=0, help="Responses embedded per run, seeded sample (0: all).")
     ] = 5000,
 ) -> None:
-    """Diversity and judge report of a run. Example: sao report out --baseline out-nopersona"""
+    """Diversity and judge report of a run, or a loop's per-round curves (an iterate folder).
+    Example: sao report out --baseline out-nopersona"""
     from sao.report import write_report
+    from sao.rounds.ledger import LEDGER_NAME
+
+    if (run_dir / LEDGER_NAME).is_file():
+        from sao.rounds.report import write_iterate_report
+
+        if baseline is not None:
+            raise SaoError("--baseline compares two runs; an iterate folder holds its own rounds")
+        _, html_path, json_path = write_iterate_report(run_dir, html, json_file)
+        out.print(f"report: {html_path}  numbers: {json_path}")
+        return
 
     with err.status("reading the runs") as status:
         report, html_path, json_path = write_report(

@@ -267,3 +267,26 @@ def print_trained(result: Any) -> None:
     if lineage.get("resumed_from"):
         out.print(f"resumed from {lineage['resumed_from']}")
     out.print(f"generate with it: sao generate --model {result.out} ...")
+
+
+def print_iterated(folder: Any, ledger: dict[str, Any]) -> None:
+    """A loop's rounds: the key figures per round, why it ended and its best round."""
+    from sao.rounds.results import COLUMNS, round_metrics, rows
+
+    shown = ("win_vs_0", "tie_vs_0", "win_vs_prev", "kl_0", "tokens", "distinct_2", "probe_lik")
+    table = Table(box=None)
+    table.add_column("round")
+    for name in shown:
+        table.add_column(name, justify="right")
+    for row in rows(round_metrics(folder, ledger)):
+        table.add_row(
+            str(row["round"]),
+            *(_fmt(row[name], pct=name not in ("kl_0", "tokens"), digits=3) for name in shown),
+        )
+    out.print(table)
+    about = {name: text for name, _, _, text in COLUMNS if name in shown}
+    out.print("; ".join(f"{k}: {v}" for k, v in about.items()), style="dim")
+    if ledger.get("stopped"):
+        out.print(f"stopped after round {ledger['stopped']['round']}: {ledger['stopped']['rule']}")
+    out.print(f"best round by the frozen judge: {ledger['best_round']}")
+    out.print(f"ledger: {folder}/iterate.json; curves: sao report {folder}")

@@ -225,6 +225,9 @@ class PersonaConfig(Section):
         "bundled", description="bundled | path/to/file.jsonl | hf:<dataset>[:<column>[:<split>]]"
     )
     count: int = Field(64, ge=1, description="personas sampled (without replacement)")
+    skip: int = Field(
+        0, ge=0, description="leave out the first N of the seeded draw (disjoint slices: iterate)"
+    )
     enabled: bool = Field(
         True, description="false: the ablation, the same template with no persona (count prompts)"
     )
@@ -423,6 +426,8 @@ class RunConfig(Section):
         """The settings that determine the records (everything but where they are written)."""
         data = self.model_dump(mode="json")
         data["output"].pop("dir")
+        if not data["personas"]["skip"]:
+            data["personas"].pop("skip")  # the hash of a run without a skip is what it was
         for key in HOW_KEYS:
             data["engine"].pop(key)
             data["judge"]["engine"].pop(key, None)

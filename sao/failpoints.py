@@ -25,6 +25,7 @@ POINTS = (
     "committed",  # manifest lists it (per shard)
     "finish",  # every shard committed, run not yet marked complete
     "saved",  # `sao train`: TRL's checkpoint of this step written (per step: `saved:2`)
+    "sampled",  # `sao iterate`: a round's anchor answers written, not yet judged (`sampled:1`)
 )
 _raised: set[str] = set()
 

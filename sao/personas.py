@@ -355,9 +355,9 @@ def choose_personas(cfg: RunConfig) -> tuple[list[Persona], dict[str, Any]]:
     With `personas.enabled: false` (the no-persona ablation) every slot is an empty persona,
     so each prompt comes from the same template with no one to role-play.
     """
-    count = cfg.personas.count
+    count, skip = cfg.personas.count, cfg.personas.skip
     if not cfg.personas.enabled:
-        slots = [Persona(f"none:{i:06d}", "") for i in range(count)]
+        slots = [Persona(f"none:{i:06d}", "") for i in range(skip, skip + count)]
         return slots, {"source": None, "pool": 0, "sampled": count, "pool_sha256": None}
     pool = load_personas(cfg.personas.source)
     about = {
@@ -367,4 +367,6 @@ def choose_personas(cfg: RunConfig) -> tuple[list[Persona], dict[str, Any]]:
         "pool_sha256": pool_digest(pool),
         "sampling": SAMPLING,
     }
-    return sample_personas(pool, count, cfg.seed), about
+    if skip:
+        about["skipped"] = skip  # the draw's first `skip` went elsewhere (an earlier round)
+    return sample_personas(pool, skip + count, cfg.seed)[skip:], about

@@ -62,6 +62,17 @@ def model_identity(model: ResolvedModel) -> dict[str, Any]:
     return about
 
 
+def weights_digest(model: ResolvedModel) -> str:
+    """What pins a model's weights, as one string however it was named: a folder's digest or
+    `hub:<commit>`; SaoError for a model whose weights sao cannot see (a server's)."""
+    about = model_identity(model)
+    if about.get("digest"):
+        return about["digest"]
+    if about.get("revision"):
+        return f"hub:{about['revision']}"
+    raise SaoError(f"model {model.name}: its weights cannot be pinned (no folder, no commit)")
+
+
 def resumed_revision(
     model: ResolvedModel, out_dir: str, mode: str, key: str = "model"
 ) -> ResolvedModel:

@@ -146,37 +146,48 @@ def filters_text(filters: dict[str, Any] | None) -> str:
     return ", ".join(parts) or "off"
 
 
-def render(report: Report, color_by: str) -> str:
-    """The whole page as one HTML string."""
-    runs = report.data["runs"]
-    env = jinja2.Environment(
+def environment() -> jinja2.Environment:
+    """The report pages' templates (one page style: base.html.j2)."""
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    return env.get_template("report.html.j2").render(
-        title=" vs ".join(Path(r["path"]).name for r in runs.values()),
-        version=sao.__version__,
-        runs=runs,
-        filters={name: filters_text(r.get("filters")) for name, r in runs.items()},
-        map_points=MAP_POINTS,
-        tables={
-            "summary": metric_table(runs, SUMMARY_ROWS, ""),
-            "prompts": metric_table(runs, TEXT_ROWS, "prompts"),
-            "responses": metric_table(runs, TEXT_ROWS, "responses"),
-            "judge": metric_table(runs, JUDGE_ROWS, "judge"),
-        },
-        images={
-            "map": figures.embedding_map(report.series, color_by),
-            "histograms": figures.histograms(report.series),
-        },
-        coverage={name: coverage_table(r["persona_coverage"]) for name, r in runs.items()},
-        ngrams={
-            name: table(
-                ["3-gram", "prompts", "share"],
-                [[g["ngram"], g["texts"], f"{100 * g['share']:.1f} %"] for g in r["top_ngrams"]],
-            )
-            for name, r in runs.items()
-        },
-        clusters={name: r["near_duplicate_clusters"] for name, r in runs.items()},
+
+
+def render(report: Report, color_by: str) -> str:
+    """The whole page as one HTML string."""
+    runs = report.data["runs"]
+    return (
+        environment()
+        .get_template("report.html.j2")
+        .render(
+            title=" vs ".join(Path(r["path"]).name for r in runs.values()),
+            version=sao.__version__,
+            runs=runs,
+            filters={name: filters_text(r.get("filters")) for name, r in runs.items()},
+            map_points=MAP_POINTS,
+            tables={
+                "summary": metric_table(runs, SUMMARY_ROWS, ""),
+                "prompts": metric_table(runs, TEXT_ROWS, "prompts"),
+                "responses": metric_table(runs, TEXT_ROWS, "responses"),
+                "judge": metric_table(runs, JUDGE_ROWS, "judge"),
+            },
+            images={
+                "map": figures.embedding_map(report.series, color_by),
+                "histograms": figures.histograms(report.series),
+            },
+            coverage={name: coverage_table(r["persona_coverage"]) for name, r in runs.items()},
+            ngrams={
+                name: table(
+                    ["3-gram", "prompts", "share"],
+                    [
+                        [g["ngram"], g["texts"], f"{100 * g['share']:.1f} %"]
+                        for g in r["top_ngrams"]
+                    ],
+                )
+                for name, r in runs.items()
+            },
+            clusters={name: r["near_duplicate_clusters"] for name, r in runs.items()},
+        )
     )

@@ -24,3 +24,13 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
         grams.update(tuple(toks[i : i + n]) for i in range(len(toks) - n + 1))
     total = sum(grams.values())
     return len(grams) / total if total else 0.0
+
+
+def repeated_ngram_rate(text: str, n: int = 3) -> float:
+    """Within one text: the share of its word n-grams that repeat an n-gram earlier in it
+    (0 for a text of fewer than n + 1 words)."""
+    toks = words(text)
+    grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+    if not grams:
+        return 0.0
+    return (len(grams) - len(set(grams))) / len(grams)

@@ -13,7 +13,7 @@ from typing import Any
 from sao.config import diff_keys
 from sao.errors import SaoError, describe
 from sao.models import ResolvedModel, resolve_model
-from sao.provenance import model_identity, versions
+from sao.provenance import model_identity, versions, weights_digest
 from sao.store import read_manifest, staging_folder
 from sao.training import checkpoint
 from sao.training.config import TrainConfig
@@ -69,7 +69,7 @@ def resolved_models(run_dir: Path, config: TrainConfig) -> tuple[ResolvedModel, 
     """The model to train and π_ref (the same model unless `train.ref`)."""
     base = resolve_model(base_model_name(run_dir, config))
     ref = resolve_model(config.ref) if config.ref is not None else base
-    if ref is not base and pinned(model_identity(ref)) == pinned(model_identity(base)):
+    if ref is not base and weights_digest(ref) == weights_digest(base):
         ref = base  # the same weights under another name: one model, not two
     return base, ref
 

@@ -1,0 +1,185 @@
+"""`sao iterate`: anchors, π_0's baseline, then rounds of generate → train → evaluate.
+
+Round r generates with π_(r−1) on its own persona slice, trains π_r on that data, and
+evaluates π_r on the anchors. Each stage is recorded in `iterate.json` once finished; a rerun
+starts at the first stage not recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from sao.config import RunConfig
+from sao.engine_setup import load_engine
+from sao.errors import SaoError
+from sao.models import ResolvedModel, resolve_model
+from sao.pipeline import generate
+from sao.provenance import model_identity, weights_digest
+from sao.rounds import evaluate, measures
+from sao.rounds.anchors import ANCHORS_NAME, read_anchors, write_anchors
+from sao.rounds.config import IterateFile
+from sao.rounds.ledger import Ledger, output_digest
+from sao.store import write_atomic
+from sao.training import train
+
+
+def model_name(model: ResolvedModel) -> str:
+    """A name that loads exactly these weights again: the folder, or the hub id at its commit."""
+    if model.source == "hub" and model.revision:
+        return f"{model.path}@{model.revision}"
+    return model.path
+
+
+class Loop:
+    """One `sao iterate` folder and its config."""
+
+    def __init__(self, loaded: IterateFile, out: Path, console: Console) -> None:
+        self.loaded, self.out, self.console = loaded, out, console
+        self.initial = resolve_model(loaded.run.model)
+        identity = model_identity(self.initial)
+        self.ledger = Ledger.open(out, loaded, {**identity, "digest": weights_digest(self.initial)})
+        self.policies: dict[int, evaluate.Policy] = {
+            0: evaluate.Policy(0, self.initial, weights_digest(self.initial))
+        }
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> dict[str, Any]:
+        """Every stage not yet recorded, in order, until the last round or a stop rule."""
+        it = self.loaded.iterate
+        anchors = self.anchors()
+        metrics = {0: self.evaluate(0, anchors)}
+        stopped = None
+        for r in range(1, it.rounds + 1):
+            self.console.print(f"round {r} of {it.rounds}", style="bold")
+            data_dir = self.generate(r)
+            self.train(r, data_dir)
+            metrics[r] = self.evaluate(r, anchors)
+            rule = measures.fired_rule(it.stop, metrics[0], metrics[r])
+            if rule is not None:
+                stopped = {"round": r, "rule": rule}
+                self.console.print(f"stopped after round {r}: {rule}")
+                break
+        best = measures.best_round(metrics)
+        self.ledger.finish("stopped" if stopped else "complete", stopped, best)
+        return self.ledger.data
+
+    def folder(self, r: int) -> Path:
+        return self.out / f"round-{r}"
+
+    def begin(self, stage: str, r: int) -> dict[str, Any] | None:
+        """The stage's ledger entry when it is finished; else None, and the clock starts."""
+        self.started = time.monotonic()
+        return self.ledger.stage(stage, r)
+
+    # ------------------------------------------------------------------ stages
+
+    def anchors(self) -> list[dict[str, Any]]:
+        path = self.out / ANCHORS_NAME
+        if self.begin("anchors", 0) is None:
+            run = self.loaded.run
+            engine = load_engine(run, run.engine, self.initial, self.console, False)
+            try:
+                with self.console.status("writing the anchor prompts"):
+                    write_anchors(run, self.loaded.iterate.anchors, engine, path)
+            finally:
+                engine.close()
+            self.ledger.record(
+                "anchors", 0, path, self.started, generator_digest=self.policies[0].digest
+            )
+        return read_anchors(path)
+
+    def generate(self, r: int) -> Path:
+        data_dir = self.folder(r) / "data"
+        generator = self.policy(r - 1)
+        if self.begin("generate", r) is None:
+            cfg = self.round_config(r, data_dir)
+            manifest = generate(cfg, self.console)
+            if manifest.get("status") != "complete":
+                raise SaoError(f"round {r}'s data run {data_dir} did not finish")
+            self.ledger.record(
+                "generate", r, data_dir, self.started, generator_digest=generator.digest
+            )
+        return data_dir
+
+    def train(self, r: int, data_dir: Path) -> None:
+        out = self.folder(r) / "model"
+        if self.begin("train", r) is None:
+            it, cfg = self.loaded.iterate, self.loaded.train
+            ref = model_name(self.initial) if it.reference == "initial" else None
+            config = cfg.model_copy(
+                update={"model": model_name(self.policy(r - 1).model), "ref": ref}
+            )
+            self.console.print(f"round {r}: training π_{r} ({config.command or config.algo})")
+            train(data_dir, out, config)
+            self.ledger.record("train", r, out, self.started, data_digest=output_digest(data_dir))
+
+    def evaluate(self, r: int, anchors: list[dict[str, Any]]) -> dict[str, Any]:
+        path = self.folder(r) / "eval.json"
+        if self.begin("evaluate", r) is None:
+            self.folder(r).mkdir(parents=True, exist_ok=True)
+            previous = self.policy(r - 1) if r > 0 else None
+            policy = self.policy(r)
+            ev = evaluate.Evaluation(
+                run=self.round_config(max(r, 1), self.folder(max(r, 1)) / "data"),
+                settings=self.loaded.iterate.eval,
+                anchors=anchors,
+                policy=policy,
+                initial=self.policies[0],
+                previous=previous,
+                frozen_judge=self.frozen_judge(),
+                data_dir=self.folder(r) / "data" if r > 0 else None,
+                data_judge=self.data_judge(r) if r > 0 else None,
+                folder=self.folder(r),
+                console=self.console,
+            )
+            metrics = evaluate.run(ev)
+            write_atomic(path, json.dumps(metrics, indent=2).encode())
+            self.ledger.record("evaluate", r, path, self.started, policy_digest=policy.digest)
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    # ------------------------------------------------------------------ models
+
+    def policy(self, r: int) -> evaluate.Policy:
+        """π_r: the starting model, or round r's checkpoint."""
+        if r not in self.policies:
+            model = resolve_model(str((self.folder(r) / "model").resolve()))
+            self.policies[r] = evaluate.Policy(r, model, weights_digest(model))
+        return self.policies[r]
+
+    def judge_name(self, r: int) -> str | None:
+        """judge.model of round r's run: None when the round's generator judges."""
+        choice = self.loaded.iterate.judge
+        if choice == "self" or (choice == "initial" and r == 1):
+            return None
+        return model_name(self.initial) if choice == "initial" else choice
+
+    def data_judge(self, r: int) -> ResolvedModel:
+        name = self.judge_name(r)
+        return self.policy(r - 1).model if name is None else resolve_model(name)
+
+    def frozen_judge(self) -> ResolvedModel:
+        """The judge of every round's duels: the starting model, or iterate.judge's model."""
+        choice = self.loaded.iterate.judge
+        return self.initial if choice in ("self", "initial") else resolve_model(choice)
+
+    def round_config(self, r: int, data_dir: Path) -> RunConfig:
+        """Round r's run: π_(r−1) generates on its own slice of personas (after the anchors'
+        and every earlier round's), judged as iterate.judge says."""
+        it = self.loaded.iterate
+        data = self.loaded.run.model_dump()
+        data["model"] = self.loaded.run.model if r == 1 else model_name(self.policy(r - 1).model)
+        data["personas"].update(count=it.personas, skip=it.anchors + (r - 1) * it.personas)
+        data["judge"]["model"] = self.judge_name(r)
+        data["output"]["dir"] = str(data_dir)
+        return RunConfig.model_validate(data)
+
+
+def iterate(loaded: IterateFile, out: str | Path, console: Console) -> dict[str, Any]:
+    """Run (or resume) the loop in `out`; returns the ledger."""
+    return Loop(loaded, Path(out), console).run()

@@ -1,0 +1,74 @@
+"""A finished (or stopped) loop read back: each round's figures, flat, for the CLI and report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from sao.errors import SaoError
+from sao.report.html import lookup
+from sao.rounds.ledger import LEDGER_NAME
+
+# (column, dotted key in a round's eval.json, how it is shown, what it is)
+COLUMNS = (
+    ("win_vs_0", "vs_initial.win_rate", "pct", "frozen judge: π_r wins over π_0"),
+    ("tie_vs_0", "vs_initial.tie_rate", "pct", "… ties"),
+    ("loss_vs_0", "vs_initial.loss_rate", "pct", "… losses"),
+    ("win_vs_0_lm", "vs_initial.length_matched.win_rate", "pct", "… wins, length-matched duels"),
+    ("lm_duels", "vs_initial.length_matched.duels", "int", "length-matched duels"),
+    ("win_vs_prev", "vs_previous.win_rate", "pct", "frozen judge: π_r wins over π_(r−1)"),
+    ("loss_vs_prev", "vs_previous.loss_rate", "pct", "… losses"),
+    ("kl_0", "kl_initial.kl", "f3", "KL(π_r ‖ π_0), nats per answer"),
+    ("kl_prev", "kl_previous.kl", "f3", "KL(π_r ‖ π_(r−1))"),
+    ("tokens", "degeneration.mean_tokens", "f1", "mean answer tokens"),
+    ("truncated", "degeneration.truncation_rate", "pct", "answers cut at max_tokens"),
+    ("distinct_1", "degeneration.distinct_1", "f3", "distinct-1"),
+    ("distinct_2", "degeneration.distinct_2", "f3", "distinct-2"),
+    ("self_bleu", "degeneration.self_bleu", "f3", "self-BLEU"),
+    ("rep_3gram", "degeneration.repeated_3gram_rate", "pct", "repeated 3-grams within answers"),
+    ("margin", "data.mean_margin", "f3", "round data: mean pair margin"),
+    ("data_ties", "data.tie_rate", "pct", "round data: judge tie rate"),
+    ("pairs", "data.pairs", "int", "round data: pairs"),
+    ("cr_cosine", "data.chosen_rejected_cosine", "f3", "chosen/rejected embedding cosine"),
+    ("judge_agree", "judge_agreement.agreement", "pct", "self-judge agrees with frozen judge"),
+    ("probe_judge", "judge_probe_accuracy", "pct", "π_r as judge: probe accuracy"),
+    (
+        "probe_lik",
+        "probe_likelihood.better_more_likely",
+        "pct",
+        "π_r: better probe answer more likely",
+    ),
+)
+
+
+def read_ledger(out: Path) -> dict[str, Any]:
+    path = Path(out) / LEDGER_NAME
+    if not path.is_file():
+        raise SaoError(f"{out} has no {LEDGER_NAME}: not a sao iterate folder")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def round_metrics(out: Path, ledger: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """eval.json of every evaluated round, by round."""
+    return {
+        e["round"]: json.loads((Path(out) / e["output"]).read_text(encoding="utf-8"))
+        for e in ledger["stages"]
+        if e["stage"] == "evaluate"
+    }
+
+
+def rows(metrics: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """One flat row per round: `round` and every column."""
+    return [
+        {"round": r, **{name: lookup(m, key) for name, key, _, _ in COLUMNS}}
+        for r, m in sorted(metrics.items())
+    ]
+
+
+def stage_seconds(ledger: dict[str, Any]) -> dict[int, dict[str, float]]:
+    """Seconds per stage, by round."""
+    by_round: dict[int, dict[str, float]] = {}
+    for e in ledger["stages"]:
+        by_round.setdefault(e["round"], {})[e["stage"]] = e["seconds"]
+    return by_round
