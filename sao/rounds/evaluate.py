@@ -218,6 +218,8 @@ def duels(ev: Evaluation, answers: list[dict[str, Any]]) -> dict[str, Any]:
                     [p for p, _ in kept], [n for _, n in kept], band, ev.settings.length_match
                 ),
                 "unjudged": len(items) - len(kept),
+                "p": [p for p, _ in kept],  # P(π_r's answer ≻ the other), per judged duel
+                "tokens": [n for _, n in kept],
             }
         if ev.data_judge is not None and same_weights(ev.data_judge, ev.frozen_judge):
             out["judge_agreement"] = rejudged_pairs(ev, ev.previous.model, "self-judge")

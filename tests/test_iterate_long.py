@@ -1,0 +1,197 @@
+"""`sao iterate` on the embedded model: two real rounds (hf generation, TRL DPO with LoRA,
+evaluation), killed by SIGKILL in generation, in training and in evaluation, and finished by
+the same command; then its figures checked against independent recounts (make test-long)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from sao.config import RunConfig
+from sao.judge_eval import bundled_probes
+from sao.models import resolve_model
+from sao.rounds.ledger import chain_breaks
+from sao.stages.judge_diagnostics import preference
+from tests.conftest import run_sao
+from tests.dtypes import TEST_DTYPE, batch_tolerance, effective_dtype
+
+pytestmark = pytest.mark.long
+
+LOOP = {
+    "seed": 11,
+    "engine": {"name": "hf", "dtype": TEST_DTYPE},
+    "prompts": {"candidates": 2, "max_tokens": 48},
+    "responses": {"samples": 2, "max_tokens": 24},
+    "output": {"shard_size": 2},
+    "train": {
+        "algo": "dpo",
+        "max_steps": 2,
+        "batch_size": 2,
+        "learning_rate": 1e-4,
+        "save_steps": 1,
+        "dtype": "float32",
+        "split_ratio": 0.0,
+        "lora": {"r": 4, "alpha": 8},  # small TRL checkpoints; merged into each round's model
+    },
+    "iterate": {
+        "rounds": 2,
+        "personas": 4,
+        "anchors": 3,
+        "reference": "initial",
+        "judge": "initial",
+        "eval": {"samples": 2, "max_tokens": 24},
+    },
+}
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ledger(loop: Path) -> dict:
+    return json.loads((loop / "iterate.json").read_text())
+
+
+def stages(loop: Path) -> dict[tuple[int, str], dict]:
+    return {(e["round"], e["stage"]): e for e in ledger(loop)["stages"]}
+
+
+def iterate(config: Path, loop: Path, failpoint: str | None = None):
+    env = {"SAO_FAILPOINT": failpoint} if failpoint else None
+    return run_sao("iterate", "-c", str(config), "-o", str(loop), env=env, timeout=1500)
+
+
+def answer_logprob(model, tok, prompt: list[dict], text: str, ended: bool) -> float:
+    """log π(text | prompt), one sequence at a time, in plain transformers."""
+    ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False)
+    answer = tok(text, add_special_tokens=False)["input_ids"] + (
+        [tok.eos_token_id] if ended else []
+    )
+    full = torch.tensor([list(ids) + answer])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(full).logits[0].float(), -1)
+    return sum(float(logp[len(ids) - 1 + t, a]) for t, a in enumerate(answer))
+
+
+def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path):
+    probes = tmp_path / "probes.jsonl"
+    probes.write_text("".join(bundled_probes().read_text().splitlines(True)[:6]))
+    data = json.loads(json.dumps(LOOP))
+    data["iterate"]["eval"]["probes"] = str(probes)
+    config = tmp_path / "it.yaml"
+    config.write_text(yaml.safe_dump(data))
+    loop = tmp_path / "loop"
+
+    # 1. killed in round 1's generation, its shard 1 judged but not written
+    proc = iterate(config, loop, "kill@judge:1")
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    assert set(stages(loop)) == {(0, "anchors"), (0, "evaluate")}
+    shard0 = loop / "round-1" / "data" / "shard-00000.arrow"
+    kept_shard = sha(shard0)
+    before = stages(loop)
+
+    # 2. killed in round 1's training, after its first TRL checkpoint
+    proc = iterate(config, loop, "kill@saved:1")
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    now = stages(loop)
+    assert set(now) == {*before, (1, "generate")}
+    assert all(now[key] == before[key] for key in before)  # finished stages untouched
+    assert sha(shard0) == kept_shard  # the committed shard was not made again
+    before = now
+
+    # 3. killed in round 1's evaluation, its answers written, not judged
+    proc = iterate(config, loop, "kill@sampled:1")
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    now = stages(loop)
+    assert set(now) == {*before, (1, "train")}
+    assert all(now[key] == before[key] for key in before)
+    lineage = json.loads((loop / "round-1" / "model" / "sao_lineage.json").read_text())
+    assert lineage["resumed_from"] == "checkpoint-1"
+    answers = loop / "round-1" / "answers.json"
+    kept_answers = sha(answers)
+    before = now
+
+    # 4. the same command finishes the loop
+    proc = iterate(config, loop)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    now = stages(loop)
+    assert all(now[key] == before[key] for key in before)
+    assert sha(answers) == kept_answers  # round 1's answers were read back, not sampled again
+    for r in (1, 2):
+        assert {(r, s) for s in ("generate", "train", "evaluate")} <= set(now)
+    book = ledger(loop)
+    assert book["status"] == "complete" and chain_breaks(book) == []
+    # the chain recomputed from the files: round 2 generated with round 1's checkpoint
+    manifest2 = json.loads((loop / "round-2" / "data" / "manifest.json").read_text())
+    assert manifest2["model"]["digest"] == now[(1, "train")]["digest"]
+    assert manifest2["model"]["digest"] == now[(2, "generate")]["generator_digest"]
+    assert now[(2, "train")]["data_digest"] == sha(loop / "round-2" / "data" / "manifest.json")
+    # disjoint persona slices: anchors, round 1, round 2
+    anchor_lines = (loop / "anchors.jsonl").read_text().splitlines()
+    anchors = {json.loads(line)["persona_id"] for line in anchor_lines}
+    people = [{rec["persona_id"] for rec in _records(loop / f"round-{r}" / "data")} for r in (1, 2)]
+    assert not anchors & people[0] and not anchors & people[1] and not people[0] & people[1]
+    assert "best round by the frozen judge" in proc.stdout
+
+    # the figures, recounted
+    band = RunConfig().judge.tie_band  # the loop's config leaves the judge's default
+    evals = {r: json.loads((loop / f"round-{r}" / "eval.json").read_text()) for r in (0, 1, 2)}
+    for r in (1, 2):
+        for key in ("vs_initial", "vs_previous"):
+            duel = evals[r][key]
+            ps = duel["p"]
+            assert duel["duels"] == len(ps) > 0
+            assert duel["win_rate"] == sum(preference(p, band) == 1 for p in ps) / len(ps)
+            assert duel["loss_rate"] == sum(p < 0.5 - band for p in ps) / len(ps)
+    assert evals[1]["judge_agreement"]["same_model"]  # round 1 was judged by π_0 itself
+    assert evals[2]["judge_agreement"]["by"] == "self-judge"  # π_1 rejudged round 2's pairs
+    # KL(π_1 ‖ π_0) from π_1's samples, recomputed one answer at a time
+    dtype = getattr(torch, effective_dtype())
+    prompts = [json.loads(line)["prompt"] for line in anchor_lines]
+    samples = [
+        (prompt, text, not cut)
+        for prompt, a in zip(prompts, json.loads(answers.read_text())["answers"], strict=True)
+        for text, cut in zip(a["texts"], a["truncated"], strict=True)
+    ]
+    sums = {}
+    pi0 = resolve_model("smollm2-135m-instruct").path
+    for name, path in (("pi1", loop / "round-1" / "model"), ("pi0", pi0)):
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        sums[name] = [answer_logprob(model, tok, *s) for s in samples]
+    kl = sum(a - b for a, b in zip(sums["pi1"], sums["pi0"], strict=True)) / len(samples)
+    tol = batch_tolerance() * 24  # per-token differences of two batchings, over an answer
+    assert evals[1]["kl_initial"]["kl"] == pytest.approx(kl, abs=tol)
+    assert evals[1]["kl_initial"]["samples"] == len(samples) == 2 * len(prompts)
+
+    # 5. once more: nothing to do, nothing changed; other settings refused in one line
+    kept = (loop / "iterate.json").read_bytes()
+    proc = iterate(config, loop)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (loop / "iterate.json").read_bytes() == kept
+    data["iterate"]["personas"] = 5
+    config.write_text(yaml.safe_dump(data))
+    proc = iterate(config, loop)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "iterate.personas" in proc.stderr
+    assert (loop / "iterate.json").read_bytes() == kept
+
+    # 6. the per-round curves
+    proc = run_sao("report", str(loop))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((loop / "report.json").read_text())
+    assert [row["round"] for row in report["rounds"]] == [0, 1, 2]
+    assert report["rounds"][1]["kl_0"] == evals[1]["kl_initial"]["kl"]
+    assert "data:image/png;base64," in (loop / "report.html").read_text()
+
+
+def _records(run: Path) -> list[dict]:
+    from sao.store import read_records
+
+    return read_records(run).to_pylist()
