@@ -1,6 +1,8 @@
 """`sao iterate` on the embedded model: two real rounds (hf generation, TRL DPO with LoRA,
 evaluation), killed by SIGKILL in generation, in training and in evaluation, and finished by
-the same command; then its figures checked against independent recounts (make test-long)."""
+the same command; then its figures checked against independent recounts, the resumed
+training against an uninterrupted one, and the last checkpoint generating on vLLM (make
+test-long; `sao train`'s own resume is this test's round 1)."""
 
 from __future__ import annotations
 
@@ -11,14 +13,18 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from sao.config import RunConfig
 from sao.judge_eval import bundled_probes
 from sao.models import resolve_model
+from sao.rounds.config import load_iterate_config
 from sao.rounds.ledger import chain_breaks
 from sao.stages.judge_diagnostics import preference
-from tests.conftest import run_sao
+from sao.store import read_records
+from sao.training import train
+from tests.conftest import requires, run_sao
 from tests.dtypes import TEST_DTYPE, batch_tolerance, effective_dtype
 
 pytestmark = pytest.mark.long
@@ -79,7 +85,8 @@ def answer_logprob(model, tok, prompt: list[dict], text: str, ended: bool) -> fl
     return sum(float(logp[len(ids) - 1 + t, a]) for t, a in enumerate(answer))
 
 
-def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path):
+@requires("vllm")
+def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path, tiny_config):
     probes = tmp_path / "probes.jsonl"
     probes.write_text("".join(bundled_probes().read_text().splitlines(True)[:6]))
     data = json.loads(json.dumps(LOOP))
@@ -113,6 +120,8 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
     assert all(now[key] == before[key] for key in before)
     lineage = json.loads((loop / "round-1" / "model" / "sao_lineage.json").read_text())
     assert lineage["resumed_from"] == "checkpoint-1"
+    steps = [e["step"] for e in lineage["log_history"] if "loss" in e]
+    assert steps == [1, 2]  # the history carries on from the checkpoint's
     answers = loop / "round-1" / "answers.json"
     kept_answers = sha(answers)
     before = now
@@ -190,8 +199,23 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
     assert report["rounds"][1]["kl_0"] == evals[1]["kl_initial"]["kl"]
     assert "data:image/png;base64," in (loop / "report.html").read_text()
 
+    # 7. round 1's training, killed and resumed, made the weights an uninterrupted one makes
+    cfg = load_iterate_config(config).train.model_copy(update={"model": pi0, "ref": pi0})
+    whole = train(loop / "round-1" / "data", tmp_path / "whole", cfg)
+    a = load_file(whole.out / "model.safetensors")
+    b = load_file(loop / "round-1" / "model" / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+
+    # 8. the last round's checkpoint is a model `sao generate` samples from on vLLM
+    run = tmp_path / "run"
+    proc = run_sao(
+        "generate", "-c", str(tiny_config), "--engine", "vllm", "--model",
+        str(loop / "round-2" / "model"), "--personas", "2", "--out", str(run),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert read_records(run).num_rows >= 1
+
 
 def _records(run: Path) -> list[dict]:
-    from sao.store import read_records
-
     return read_records(run).to_pylist()

@@ -77,6 +77,11 @@ def test_iterate_file_sections(tmp_path):
         ({"iterate": {"trainer": "kto"}, "train": {"batch_size": 1}}, "KTO needs at least 2"),
         ({"iterate": {"reference": "latest"}}, "iterate.reference"),
         ({"iterate": "3 rounds"}, "iterate: should be a mapping"),
+        ({"train": {"calibration": {"low": 0.5}}}, "calibration: only soft SPPO"),
+        (
+            {"iterate": {"trainer": "sppo"}, "train": {"calibration": {"low": 0.9, "high": 0.5}}},
+            "high must be above low",
+        ),
     ],
 )
 def test_iterate_file_refusals(tmp_path, data, expected):

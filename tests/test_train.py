@@ -288,3 +288,43 @@ def test_settings_that_cannot_train_are_refused_before_training(
     with pytest.raises(SaoError, match=re.escape(message)):
         train(pairs_run, tmp_path / "ckpt", TrainConfig(**{**BASE, **settings}))
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_calibrated_sppo_targets_recomputed_from_the_records(hf_run):
+    from sentence_transformers import SentenceTransformer
+
+    from sao.report.embed import model_path
+    from sao.training import TrainConfig
+    from sao.training.data import training_data
+
+    low, high = 0.3, 0.9
+    calibrated = TrainConfig(algo="sppo", split_ratio=0.0, calibration={"low": low, "high": high})
+    rows = training_data(hf_run[0], calibrated)["train"].to_list()
+    plain = training_data(hf_run[0], TrainConfig(algo="sppo", split_ratio=0.0))["train"].to_list()
+    records = read_records(hf_run[0]).to_pylist()
+    encoder = SentenceTransformer(str(model_path()), device="cpu")
+    moved = 0
+    assert len(rows) == len(plain) > 0
+    for row, raw in zip(rows, plain, strict=True):
+        record = next(r for r in records if r["prompt"] == row["prompt"])
+        texts = [r["text"] for r in record["responses"]]
+        vectors = encoder.encode(texts, normalize_embeddings=True)
+        k, p = len(texts), record["pref_matrix"]
+
+        def target(i: int, p=p, vectors=vectors, k=k) -> float:
+            cells = []
+            for j in range(k):
+                if i == j:
+                    cells.append(0.5)
+                    continue
+                cos = float(sum(a * b for a, b in zip(vectors[i], vectors[j], strict=True)))
+                weight = min(1.0, max(0.0, (cos - low) / (high - low)))
+                cells.append(0.5 + (p[i][j] - 0.5) * (1 - weight))
+            return sum(cells) / k
+
+        c, r = texts.index(row["chosen"][0]["content"]), texts.index(row["rejected"][0]["content"])
+        assert row["p_win"] == pytest.approx(target(c), abs=1e-4)
+        assert row["p_lose"] == pytest.approx(target(r), abs=1e-4)
+        assert raw["p_win"] == pytest.approx(record["scores"][c], abs=1e-6)  # off: P's row mean
+        moved += abs(row["p_win"] - raw["p_win"]) > 1e-4
+    assert moved  # alike answers did shrink toward ½

@@ -117,14 +117,20 @@ def sample(ev: Evaluation) -> dict[str, Any]:
         )
         with ev.console.status(f"round {ev.policy.round}: sampling {len(asked)} anchor prompts"):
             written = engine.chat(asked, params, kwargs)
-        answers = [
-            {
-                "texts": [answer_text(c.text, markers, opened) for c in comps],
-                "tokens": [c.num_tokens for c in comps],
-                "truncated": [c.finish_reason == "length" for c in comps],
-            }
-            for comps in written
-        ]
+        answers = []
+        for comps in written:
+            texts = [answer_text(c.text, markers, opened) for c in comps]
+            answers.append(
+                {
+                    "texts": texts,
+                    "tokens": [c.num_tokens for c in comps],
+                    "truncated": [c.finish_reason == "length" for c in comps],
+                    # what was sampled, reasoning included, where it differs: what KL scores
+                    "sampled": [
+                        c.text if c.text != t else None for c, t in zip(comps, texts, strict=True)
+                    ],
+                }
+            )
         accuracy = None
         if settings.judge_probes:
             with ev.console.status(f"round {ev.policy.round}: the policy judges the probes"):
@@ -149,9 +155,11 @@ def likelihoods(ev: Evaluation, answers: list[dict[str, Any]]) -> dict[str, Any]
     """KL(π_r ‖ π_0), KL(π_r ‖ π_(r−1)) from π_r's samples, and the probe check under π_r."""
     kwargs = template_kwargs(ev.run.responses)
     items = [
-        (anchor["prompt"], text, not cut)
+        (anchor["prompt"], raw or text, not cut)
         for anchor, a in zip(ev.anchors, answers, strict=True)
-        for text, cut in zip(a["texts"], a["truncated"], strict=True)
+        for text, raw, cut in zip(
+            a["texts"], a.get("sampled") or [None] * len(a["texts"]), a["truncated"], strict=True
+        )
     ]
     found = probes(ev.settings)
     probe_items = [

@@ -43,6 +43,7 @@ class Loop:
         self.initial = resolve_model(loaded.run.model)
         identity = model_identity(self.initial)
         self.ledger = Ledger.open(out, loaded, {**identity, "digest": weights_digest(self.initial)})
+        evaluate.probes(loaded.iterate.eval)  # a bad probe file fails now, in one line
         self.policies: dict[int, evaluate.Policy] = {
             0: evaluate.Policy(0, self.initial, weights_digest(self.initial))
         }

@@ -43,6 +43,20 @@ class LoraSettings(Section):
     )
 
 
+class Calibration(Section):
+    """Soft SPPO's targets shrunk toward ½ for answers that mean the same (sao/training/
+    calibration.py); the bounds are cosines of the answers' MiniLM embeddings."""
+
+    low: float = Field(0.8, ge=-1, lt=1, description="cells of answers less alike are kept")
+    high: float = Field(0.95, gt=-1, le=1, description="cells of answers this alike become ties")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Calibration:
+        if self.high <= self.low:
+            raise ValueError("high must be above low")
+        return self
+
+
 class TrainConfig(Section):
     """How `sao train` trains on a run's pairs."""
 
@@ -67,6 +81,9 @@ class TrainConfig(Section):
     )
     save_steps: int = Field(50, ge=1, description="a resumable TRL checkpoint every N steps")
     lora: LoraSettings | None = None
+    calibration: Calibration | None = Field(
+        None, description="sppo: S-SPPO-style targets (null: off, the plain row means of P)"
+    )
     # which of the run's pairs train (the options of `sao export`)
     min_margin: float | None = Field(None, ge=0)
     max_pairs_per_prompt: int | None = Field(None, ge=1)
@@ -88,6 +105,8 @@ class TrainConfig(Section):
             raise ValueError("batch_size: KTO needs at least 2 answers a step")
         if self.algo == "simpo" and self.ref is not None:
             raise ValueError("ref: SimPO has no reference model")
+        if self.calibration is not None and self.algo != "sppo":
+            raise ValueError("calibration: only soft SPPO (algo sppo) reads win probabilities")
         if self.algo == "sppo" and not self.precompute_ref:
             raise ValueError("precompute_ref: soft SPPO reads π_ref's log-probs precomputed")
         ignored = sorted(set(self.trainer_args) & set(SPPO_IGNORES)) if self.algo == "sppo" else []

@@ -9,7 +9,7 @@ import datasets
 
 from sao.adapters import ExportOptions, export
 from sao.errors import SaoError
-from sao.store import read_manifest
+from sao.store import read_manifest, read_records
 from sao.training.config import TrainConfig
 
 # the export each algorithm reads (the pairwise losses share TRL's preference rows)
@@ -59,10 +59,30 @@ def training_data(run_dir: str | Path, config: TrainConfig) -> datasets.DatasetD
         data = data.map(
             _sppo_row, remove_columns=["chosen_probs", "chosen_probs_win", "chosen_probs_lose"]
         )
+        if config.calibration is not None:
+            data = _calibrated(data, run_dir, config)
     kwargs = read_manifest(run_dir)["config"]["responses"].get("chat_template_kwargs") or {}
     if kwargs:
         data = data.map(lambda _: {"chat_template_kwargs": kwargs})
     return data
+
+
+def _calibrated(
+    data: datasets.DatasetDict, run_dir: str | Path, config: TrainConfig
+) -> datasets.DatasetDict:
+    """Soft SPPO's rows with S-SPPO-style targets (training/calibration.py)."""
+    from sao.training.calibration import calibrate_rows
+
+    records = read_records(run_dir).to_pylist()
+    low, high = config.calibration.low, config.calibration.high
+    return datasets.DatasetDict(
+        {
+            name: datasets.Dataset.from_list(
+                calibrate_rows(split.to_list(), records, low, high), features=split.features
+            )
+            for name, split in data.items()
+        }
+    )
 
 
 def _sppo_row(row: dict[str, Any]) -> dict[str, Any]:
