@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from sao.rounds.results import read_ledger, round_metrics, rows, stage_seconds
+from sao.rounds.ledger import read_ledger
+from sao.rounds.results import round_metrics, rows, stage_seconds
 
 
 def config(args: argparse.Namespace) -> dict:

@@ -213,7 +213,8 @@ def iterate_cmd(
     rounds: Annotated[int | None, typer.Option(min=1, help="Rounds (more extend a loop).")] = None,
 ) -> None:
     """Self-improvement rounds: generate, train, evaluate. Example: sao iterate -c it.yaml -o it"""
-    from sao.rounds import iterate, load_iterate_config
+    from sao.rounds.config import load_iterate_config
+    from sao.rounds.loop import iterate
 
     loaded = load_iterate_config(config, {"iterate.rounds": rounds})
     ledger = iterate(loaded, out_dir, err)
@@ -287,7 +288,7 @@ def report_cmd(
     """Diversity and judge report of a run, or a loop's per-round curves (an iterate folder).
     Example: sao report out --baseline out-nopersona"""
     from sao.report import write_report
-    from sao.rounds.ledger import LEDGER_NAME
+    from sao.rounds import LEDGER_NAME
 
     if (run_dir / LEDGER_NAME).is_file():
         from sao.rounds.report import write_iterate_report

@@ -271,18 +271,17 @@ def print_trained(result: Any) -> None:
 
 def print_iterated(folder: Any, ledger: dict[str, Any]) -> None:
     """A loop's rounds: the key figures per round, why it ended and its best round."""
+    from sao.report.html import fmt
     from sao.rounds.results import COLUMNS, round_metrics, rows
 
     shown = ("win_vs_0", "tie_vs_0", "win_vs_prev", "kl_0", "tokens", "distinct_2", "probe_lik")
+    kinds = {name: kind for name, _, kind, _ in COLUMNS}
     table = Table(box=None)
     table.add_column("round")
     for name in shown:
         table.add_column(name, justify="right")
     for row in rows(round_metrics(folder, ledger)):
-        table.add_row(
-            str(row["round"]),
-            *(_fmt(row[name], pct=name not in ("kl_0", "tokens"), digits=3) for name in shown),
-        )
+        table.add_row(str(row["round"]), *(fmt(row[name], kinds[name]) for name in shown))
     out.print(table)
     about = {name: text for name, _, _, text in COLUMNS if name in shown}
     out.print("; ".join(f"{k}: {v}" for k, v in about.items()), style="dim")

@@ -203,7 +203,7 @@ def writable_folder(out: Path) -> None:
         raise SaoError(f"output folder {out} is not writable: {exc.strerror or exc}") from None
 
 
-def lock_folder(out: Path) -> int:
+def lock_folder(out: Path, command: str = "sao generate") -> int:
     """An exclusive flock on the folder itself, so two runs never write one folder at once."""
     fd = os.open(out, os.O_RDONLY)
     try:
@@ -211,7 +211,7 @@ def lock_folder(out: Path) -> int:
     except OSError:
         os.close(fd)
         raise SaoError(
-            f"another sao generate is writing to {out}; wait for it to end or use another --out"
+            f"another {command} is writing to {out}; wait for it to end or use another --out"
         ) from None
     return fd
 

@@ -76,9 +76,8 @@ def iterate(config: Path, loop: Path, failpoint: str | None = None):
 def answer_logprob(model, tok, prompt: list[dict], text: str, ended: bool) -> float:
     """log π(text | prompt), one sequence at a time, in plain transformers."""
     ids = tok.apply_chat_template(prompt, add_generation_prompt=True, return_dict=False)
-    answer = tok(text, add_special_tokens=False)["input_ids"] + (
-        [tok.eos_token_id] if ended else []
-    )
+    end = tok.convert_tokens_to_ids("<|im_end|>")  # SmolLM2's template closes a turn with it
+    answer = tok(text, add_special_tokens=False)["input_ids"] + ([end] if ended else [])
     full = torch.tensor([list(ids) + answer])
     with torch.no_grad():
         logp = torch.log_softmax(model(full).logits[0].float(), -1)
@@ -158,8 +157,40 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
             assert duel["duels"] == len(ps) > 0
             assert duel["win_rate"] == sum(preference(p, band) == 1 for p in ps) / len(ps)
             assert duel["loss_rate"] == sum(p < 0.5 - band for p in ps) / len(ps)
-    assert evals[1]["judge_agreement"]["same_model"]  # round 1 was judged by π_0 itself
-    assert evals[2]["judge_agreement"]["by"] == "self-judge"  # π_1 rejudged round 2's pairs
+    # round 1 was judged by π_0 itself: no second judge to agree with
+    assert evals[1]["judge_agreement"] == {
+        "by": "self-judge",
+        "same_model": True,
+        "agreement": None,
+    }
+    # round 2, judged by π_0: π_1 judged its pairs again; recounted from the records
+    agreement = evals[2]["judge_agreement"]
+    assert agreement["by"] == "self-judge" and not agreement["same_model"]
+    records = _records(loop / "round-2" / "data")
+    pairs = [(rec, pair) for rec in records for pair in rec["pairs"]]
+    assert agreement["pairs"] == len(pairs) == len(agreement["other_p"])
+    run_p = [rec["pref_matrix"][p["chosen"]][p["rejected"]] for rec, p in pairs]
+    assert agreement["run_p"] == run_p
+    both = [
+        (a, b)
+        for a, b in zip(run_p, agreement["other_p"], strict=True)
+        if abs(a - 0.5) > band and abs(b - 0.5) > band
+    ]
+    assert agreement["decided"] == len(both)
+    same = sum((a > 0.5) == (b > 0.5) for a, b in both)
+    assert agreement["agreement"] == (same / len(both) if both else None)
+    data_2 = evals[2]["data"]
+    margins = [p["margin"] for _, p in pairs]
+    assert data_2["pairs"] == len(pairs)
+    assert data_2["mean_margin"] == pytest.approx(sum(margins) / len(margins), abs=1e-6)
+    cells = [
+        rec["pref_matrix"][i][j]
+        for rec in records
+        for i in range(len(rec["responses"]))
+        for j in range(i + 1, len(rec["responses"]))
+        if not rec["pref_estimated"][i][j]
+    ]
+    assert data_2["tie_rate"] == sum(abs(p - 0.5) <= band for p in cells) / len(cells)
     # KL(π_1 ‖ π_0) from π_1's samples, recomputed one answer at a time
     dtype = getattr(torch, effective_dtype())
     prompts = [json.loads(line)["prompt"] for line in anchor_lines]
@@ -206,6 +237,18 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
     b = load_file(loop / "round-1" / "model" / "model.safetensors")
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+
+    # `sao train` on a round's data, as the loop trained it: nothing to do; other settings are
+    # refused in one line, the folder untouched
+    model = loop / "round-1" / "model"
+    before = (model / "model.safetensors").read_bytes()
+    train_args = ["train", str(loop / "round-1" / "data"), "--out", str(model), "-c", str(config)]
+    train_args += ["--model", pi0, "--ref", pi0]
+    proc = run_sao(*train_args)
+    assert proc.returncode == 0 and "nothing to do" in proc.stdout, proc.stderr[-3000:]
+    proc = run_sao(*train_args, "--algo", "ipo")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "--overwrite" in proc.stderr
+    assert (model / "model.safetensors").read_bytes() == before
 
     # 8. the last round's checkpoint is a model `sao generate` samples from on vLLM
     run = tmp_path / "run"

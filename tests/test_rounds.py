@@ -4,7 +4,9 @@ the ledger's digest chain. No model loads here; the loop itself runs in test_ite
 from __future__ import annotations
 
 import copy
+import os
 import random
+import re
 
 import pytest
 import yaml
@@ -14,7 +16,7 @@ from sao.errors import SaoError
 from sao.personas import choose_personas, load_personas
 from sao.rounds import measures
 from sao.rounds.config import StopRules, load_iterate_config
-from sao.rounds.ledger import chain_breaks
+from sao.rounds.ledger import Ledger, chain_breaks
 from sao.text.ngrams import repeated_ngram_rate
 from tests.conftest import run_sao
 
@@ -46,6 +48,11 @@ def test_persona_slices_are_disjoint_and_leave_old_hashes_alone():
 
 
 def test_iterate_file_sections(tmp_path):
+    # judge.engine is kept for the rounds a judge model judges, not refused for lack of one
+    engine = {"engine": {"gpu_memory_utilization": 0.4}}
+    kept = load_iterate_config(write(tmp_path, {"judge": engine}))
+    assert kept.judge_engine == engine["engine"]
+    assert kept.config_dict()["run"]["judge"]["engine"] == engine["engine"]
     loaded = load_iterate_config(
         write(
             tmp_path,
@@ -60,9 +67,38 @@ def test_iterate_file_sections(tmp_path):
     assert loaded.run.seed == 3
     assert loaded.train.algo == "kto" and loaded.train.learning_rate == 1e-6
     assert loaded.iterate.judge == "self"
-    # more rounds and other stop rules do not change what a round computes
-    other = copy.deepcopy(loaded.config_dict())
-    assert other["iterate"]["rounds"] == 2
+
+
+def test_a_ledger_takes_more_rounds_and_refuses_other_settings(tmp_path):
+    def loaded(**iterate):
+        data = {"seed": 3, "iterate": {"rounds": 2, **iterate}}
+        return load_iterate_config(write(tmp_path, data))
+
+    models = {"initial_model": {"name": "m", "digest": "m0"}}
+    out = tmp_path / "loop"
+    first = Ledger.open(out, loaded(), models)
+    with pytest.raises(SaoError, match="another sao iterate is writing"):
+        Ledger.open(out, loaded(), models)  # the folder is locked while a loop runs
+    os.close(first.lock)
+    answers = out / "round-2" / "eval.json"
+    answers.parent.mkdir(parents=True)
+    answers.write_text("{}")
+    first.data["stages"].append(
+        {"stage": "evaluate", "round": 2, "output": "round-2/eval.json", "digest": "x"}
+    )
+    first.save()
+    for changed, said in (
+        ({"personas": 5}, "other settings (iterate.personas)"),
+        ({"rounds": 1}, "below round 2"),
+    ):
+        with pytest.raises(SaoError, match=re.escape(said)):
+            Ledger.open(out, loaded(**changed), models)
+    with pytest.raises(SaoError, match="initial_model weights"):
+        Ledger.open(out, loaded(), {"initial_model": {"name": "m", "digest": "m1"}})
+    # more rounds and other stop rules pass the settings check (then the outputs are checked:
+    # this round-2 entry's digest is not its file's)
+    with pytest.raises(SaoError, match="changed after round 2's evaluate"):
+        Ledger.open(out, loaded(rounds=4, stop={"no_win": True}), models)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +114,8 @@ def test_iterate_file_sections(tmp_path):
         ({"iterate": {"reference": "latest"}}, "iterate.reference"),
         ({"iterate": "3 rounds"}, "iterate: should be a mapping"),
         ({"train": {"calibration": {"low": 0.5}}}, "calibration: only soft SPPO"),
+        ({"judge": {"mode": "reward-model"}}, "iterate's judges are the policies"),
+        ({"judge": {"engine": {"gpu_memory_utilisation": 0.4}}}, "unknown engine key"),
         (
             {"iterate": {"trainer": "sppo"}, "train": {"calibration": {"low": 0.9, "high": 0.5}}},
             "high must be above low",

@@ -1,9 +1,8 @@
 """`sao iterate`: self-improvement rounds (generate → train → evaluate) and their ledger.
 
-Above stages, engines, store, training and the report's embeddings; below the CLI.
+Above training, stages, engines, store and the report; below the CLI. Import the modules
+themselves (`sao.rounds.loop`, `sao.rounds.config`): this package file imports nothing, so
+reading a ledger does not load the pipeline.
 """
 
-from sao.rounds.config import IterateFile, load_iterate_config
-from sao.rounds.loop import iterate
-
-__all__ = ["IterateFile", "iterate", "load_iterate_config"]
+LEDGER_NAME = "iterate.json"  # the file that makes a folder an iterate folder

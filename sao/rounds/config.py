@@ -17,11 +17,12 @@ JUDGES = ("self", "initial")  # or any model name: a judge that is neither polic
 class EvalSettings(Section):
     """How each round's policy is sampled and measured on the anchor prompts."""
 
-    samples: int = Field(2, ge=1, description="answers per anchor prompt and round")
-    temperature: float = Field(
-        1.0, gt=0, description="1.0 samples π itself, which the KL estimate assumes"
+    samples: int = Field(
+        2,
+        ge=1,
+        description="answers per anchor prompt and round (temperature 1, top-p 1: "
+        "samples of π itself, as the KL estimate needs)",
     )
-    top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1, description="null: responses.max_tokens")
     length_match: float = Field(
         1.25,
@@ -74,15 +75,18 @@ class IterateConfig(Section):
 
 
 class IterateFile(BaseModel):
-    """The sections of an iterate file."""
+    """The sections of an iterate file; `judge_engine` is the run's `judge.engine`, applied in
+    the rounds whose judge is another model than their generator."""
 
     run: RunConfig
     train: TrainConfig
     iterate: IterateConfig
+    judge_engine: dict[str, Any] = Field(default_factory=dict)
 
     def config_dict(self) -> dict[str, Any]:
         """Everything that decides the rounds' results (not where they are written)."""
         run = self.run.data_dict()
+        run["judge"]["engine"] = self.judge_engine
         return {
             "run": run,
             "train": self.train.model_dump(mode="json"),
@@ -106,12 +110,23 @@ def load_iterate_config(path: str | Path, overrides: dict[str, Any] | None = Non
     for name, section in sections.items():
         if not isinstance(section, dict):
             raise SaoError(f"config {path}: {name}: should be a mapping of keys")
+    judge = data.get("judge")
+    if isinstance(judge, dict) and judge.get("mode") == "reward-model":
+        raise SaoError(
+            f"config {path}: judge.mode reward-model: iterate's judges are the policies (or a "
+            "chat model); use a pairwise or rubric mode"
+        )
+    judge_engine = judge.pop("engine", None) or {} if isinstance(judge, dict) else {}
     try:
         run = RunConfig.model_validate(data)
+        if judge_engine:  # checked as the rounds with a judge model will use it
+            RunConfig.model_validate(
+                {**data, "judge": {**data["judge"], "model": "m", "engine": judge_engine}}
+            )
     except ValidationError as exc:
         raise SaoError(f"config {path}: {first_error(exc)}") from None
     try:
-        loaded = IterateFile.model_validate({"run": run, **sections})
+        loaded = IterateFile.model_validate({"run": run, **sections, "judge_engine": judge_engine})
     except ValidationError as exc:
         raise SaoError(f"config {path}: {first_error(exc, IterateFile)}") from None
     return with_trainer(loaded, path)

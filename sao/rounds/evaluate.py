@@ -1,8 +1,8 @@
 """One round's evaluation: π_r answers the anchor prompts and every figure of the round is taken.
 
-Order of work (each model loaded once, then released): π_r's engine samples the anchors (and
-judges the probes, as the self-judge it would be); the answers are written, so a kill after
-this point does not sample again; plain transformers scores π_r's samples under π_r, π_0 and
+Order of work (each engine or scorer released before the next loads): π_r's engine samples the
+anchors (written at once, so a kill after this point does not sample again) and judges the
+probes, as the self-judge it would be; plain transformers scores π_r's samples under π_r, π_0 and
 π_(r−1) and the probes under π_r; the frozen judge duels π_r's answers against π_0's and
 π_(r−1)'s; the round's data is summarised and its pairs judged by the judge that did not make
 them.
@@ -10,7 +10,10 @@ them.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +25,15 @@ from sao import failpoints
 from sao.config import RunConfig
 from sao.engine_setup import load_engine
 from sao.engines.base import Sampling
+from sao.engines.guard import EngineSlot
 from sao.engines.hardware import resolve_dtype
+from sao.errors import SaoError
 from sao.judge_eval import bundled_probes, evaluate, load_probes
 from sao.models import ResolvedModel
 from sao.provenance import weights_digest
 from sao.rounds import measures
 from sao.rounds.config import EvalSettings
-from sao.rounds.likelihood import causal_lm, score
+from sao.rounds.likelihood import scorer
 from sao.seeds import request_seed, stage_seed
 from sao.stages import judge, opens_reasoning, template_kwargs
 from sao.store import read_records, write_atomic
@@ -62,12 +67,31 @@ class Evaluation:
     console: Console
 
 
+@contextmanager
+def loaded(
+    cfg: RunConfig, engine_cfg: Any, model: ResolvedModel, console: Console, judges: bool
+) -> Iterator[Any]:
+    """An engine for the `with` block (failures as one line), closed and collected after it."""
+    slot = EngineSlot(lambda: load_engine(cfg, engine_cfg, model, console, judges))
+    try:
+        yield slot.get()
+    finally:
+        slot.close()
+
+
 def answers_path(folder: Path) -> Path:
     return folder / "answers.json"
 
 
 def read_answers(folder: Path) -> dict[str, Any]:
-    return json.loads(answers_path(folder).read_text(encoding="utf-8"))
+    """A round's written answers (its ledger entry holds their digest)."""
+    path = answers_path(folder)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise SaoError(
+            f"{path}: missing or unreadable; its round must be evaluated again"
+        ) from None
 
 
 def run(ev: Evaluation) -> dict[str, Any]:
@@ -94,57 +118,61 @@ def run(ev: Evaluation) -> dict[str, Any]:
 
 
 def sample(ev: Evaluation) -> dict[str, Any]:
-    """π_r's answers to the anchors (read back when a killed evaluation already wrote them)."""
+    """π_r's answers to the anchors, and its accuracy as a judge on the probes. The answers are
+    written as soon as they exist, so a kill after that never samples them again."""
     path = answers_path(ev.folder)
-    if path.is_file():
-        kept = json.loads(path.read_text(encoding="utf-8"))
-        if kept.get("policy_digest") == ev.policy.digest:
-            return kept
+    kept = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if kept.get("policy_digest") != ev.policy.digest:
+        kept = {}
     cfg, settings = ev.run, ev.settings
-    engine = load_engine(cfg, cfg.engine, ev.policy.model, ev.console, judges=settings.judge_probes)
-    try:
-        asked = [a["prompt"] for a in ev.anchors]
-        kwargs = template_kwargs(cfg.responses)
+    wants_probes = settings.judge_probes and "judge_probe_accuracy" not in kept
+    if kept and not wants_probes:
+        return kept
+    with loaded(cfg, cfg.engine, ev.policy.model, ev.console, settings.judge_probes) as engine:
         markers = cfg.reasoning.markers
-        opened = opens_reasoning(engine, asked, kwargs, markers)
-        base = stage_seed(cfg.seed, ev.policy.round, "iterate-answers")
-        params = Sampling(
-            n=settings.samples,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            max_tokens=settings.max_tokens or cfg.responses.max_tokens,
-            seed=request_seed(base, 0, settings.samples),
-        )
-        with ev.console.status(f"round {ev.policy.round}: sampling {len(asked)} anchor prompts"):
-            written = engine.chat(asked, params, kwargs)
-        answers = []
-        for comps in written:
-            texts = [answer_text(c.text, markers, opened) for c in comps]
-            answers.append(
-                {
-                    "texts": texts,
-                    "tokens": [c.num_tokens for c in comps],
-                    "truncated": [c.finish_reason == "length" for c in comps],
-                    # what was sampled, reasoning included, where it differs: what KL scores
-                    "sampled": [
-                        c.text if c.text != t else None for c, t in zip(comps, texts, strict=True)
-                    ],
-                }
-            )
-        accuracy = None
-        if settings.judge_probes:
+        if not kept:
+            kept = {"policy_digest": ev.policy.digest, "answers": answer(ev, engine)}
+            write_atomic(path, json.dumps(kept, ensure_ascii=False).encode())
+        if wants_probes:
             with ev.console.status(f"round {ev.policy.round}: the policy judges the probes"):
                 result = evaluate(engine, probes(settings), cfg.judge, [cfg.judge.mode], markers)
-            accuracy = result["modes"][cfg.judge.mode]["accuracy"]
-    finally:
-        engine.close()
-    kept = {
-        "policy_digest": ev.policy.digest,
-        "answers": answers,
-        "judge_probe_accuracy": accuracy,
-    }
-    write_atomic(path, json.dumps(kept, ensure_ascii=False).encode())
+            kept["judge_probe_accuracy"] = result["modes"][cfg.judge.mode]["accuracy"]
+            write_atomic(path, json.dumps(kept, ensure_ascii=False).encode())
     return kept
+
+
+def answer(ev: Evaluation, engine: Any) -> list[dict[str, Any]]:
+    """`eval.samples` answers of the policy to each anchor, at temperature 1 and top-p 1."""
+    cfg, settings = ev.run, ev.settings
+    asked = [a["prompt"] for a in ev.anchors]
+    kwargs = template_kwargs(cfg.responses)
+    markers = cfg.reasoning.markers
+    opened = opens_reasoning(engine, asked, kwargs, markers)
+    base = stage_seed(cfg.seed, ev.policy.round, "iterate-answers")
+    params = Sampling(
+        n=settings.samples,
+        temperature=1.0,
+        top_p=1.0,
+        max_tokens=settings.max_tokens or cfg.responses.max_tokens,
+        seed=request_seed(base, 0, settings.samples),
+    )
+    with ev.console.status(f"round {ev.policy.round}: sampling {len(asked)} anchor prompts"):
+        written = engine.chat(asked, params, kwargs)
+    answers = []
+    for comps in written:
+        texts = [answer_text(c.text, markers, opened) for c in comps]
+        answers.append(
+            {
+                "texts": texts,
+                "tokens": [c.num_tokens for c in comps],
+                "truncated": [c.finish_reason == "length" for c in comps],
+                # what was sampled, reasoning included, where it differs: what KL scores
+                "sampled": [
+                    c.text if c.text != t else None for c, t in zip(comps, texts, strict=True)
+                ],
+            }
+        )
+    return answers
 
 
 def probes(settings: EvalSettings) -> list:
@@ -172,10 +200,10 @@ def likelihoods(ev: Evaluation, answers: list[dict[str, Any]]) -> dict[str, Any]
     policy = ev.policy.model
     with (
         ev.console.status(f"round {ev.policy.round}: scoring under π_{ev.policy.round}"),
-        causal_lm(policy.path, policy.revision, dtype) as (model, tok),
+        scorer(policy.path, policy.revision, dtype) as model,
     ):
-        own = [s.logprob for s in score(model, tok, items, kwargs)]
-        scored = score(model, tok, probe_items)
+        own = [s.logprob for s in model.score(items, kwargs)]
+        scored = model.score(probe_items)
     out["probe_likelihood"] = measures.probe_rate(
         [s.mean for s in scored[0::2]], [s.mean for s in scored[1::2]]
     )
@@ -187,9 +215,9 @@ def likelihoods(ev: Evaluation, answers: list[dict[str, Any]]) -> dict[str, Any]
     for key, other in others:
         with (
             ev.console.status(f"round {ev.policy.round}: scoring under π_{other.round}"),
-            causal_lm(other.model.path, other.model.revision, dtype) as (model, tok),
+            scorer(other.model.path, other.model.revision, dtype) as model,
         ):
-            theirs = [s.logprob for s in score(model, tok, items, kwargs)]
+            theirs = [s.logprob for s in model.score(items, kwargs)]
         out[key] = measures.kl_estimate(own, theirs)
     out.setdefault("kl_previous", out["kl_initial"])
     return out
@@ -206,8 +234,8 @@ def duels(ev: Evaluation, answers: list[dict[str, Any]]) -> dict[str, Any]:
     template = Template(cfg.judge.template_name())
     markers = cfg.reasoning.markers
     out: dict[str, Any] = {}
-    engine = load_engine(cfg, cfg.judge_engine(), ev.frozen_judge, ev.console, judges=True)
-    try:
+    judge_engine = cfg.judge_engine() if cfg.judge.model is not None else cfg.engine
+    with loaded(cfg, judge_engine, ev.frozen_judge, ev.console, True) as engine:
         for key, theirs in against.items():
             items, lengths = [], []
             for anchor, mine, other in zip(ev.anchors, answers, theirs, strict=True):
@@ -233,8 +261,6 @@ def duels(ev: Evaluation, answers: list[dict[str, Any]]) -> dict[str, Any]:
             out["judge_agreement"] = rejudged_pairs(ev, ev.previous.model, "self-judge")
         else:
             out["judge_agreement"] = rejudged_pairs(ev, None, "frozen judge", engine)
-    finally:
-        engine.close()
     out.setdefault("vs_previous", out["vs_initial"])
     return out
 
@@ -266,22 +292,25 @@ def rejudged_pairs(
     1 judged by π_0), they agree by definition and nothing is judged."""
     cfg = ev.run
     if other is not None and same_weights(other, ev.data_judge):
-        return {"by": who, "same_model": True, "agreement": 1.0}
+        # the self-judge is the judge that made the pairs: nothing to compare
+        return {"by": who, "same_model": True, "agreement": None}
     _, items, run_p = round_pairs(ev)
     if not items:
-        return {"by": who, "pairs": 0, "decided": 0, "agreement": None}
+        return {"by": who, "same_model": False, "pairs": 0, "decided": 0, "agreement": None}
     template = Template(cfg.judge.template_name())
-    owned = engine is None
-    if owned:
-        engine = load_engine(cfg, cfg.engine, other, ev.console, judges=True)
-    try:
+    with contextlib.ExitStack() as stack:
+        if engine is None:
+            engine = stack.enter_context(loaded(cfg, cfg.engine, other, ev.console, True))
         with ev.console.status(f"round {ev.policy.round}: the {who} judges the round's pairs"):
             verdicts = judge.judge(engine, items, template, cfg.judge, cfg.reasoning.markers)
-    finally:
-        if owned:
-            engine.close()
     theirs = [v.matrix[0][1] for v in verdicts]
-    return {"by": who, "same_model": False, **measures.agreement(run_p, theirs, cfg.judge.tie_band)}
+    return {
+        "by": who,
+        "same_model": False,
+        **measures.agreement(run_p, theirs, cfg.judge.tie_band),
+        "run_p": run_p,  # the run's judge: P(chosen ≻ rejected), per pair
+        "other_p": theirs,  # the other judge's, for the same pairs
+    }
 
 
 def round_data(ev: Evaluation) -> dict[str, Any]:

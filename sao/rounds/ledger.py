@@ -9,8 +9,8 @@ stage in progress (and the stages resume inside themselves: shards, TRL checkpoi
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -18,28 +18,41 @@ from typing import Any
 import sao
 from sao.config import diff_keys
 from sao.errors import SaoError
+from sao.hashing import sha256_file
 from sao.model_digest import folder_digest
+from sao.rounds import LEDGER_NAME
 from sao.rounds.config import IterateFile
-from sao.store import MANIFEST_NAME, write_atomic
+from sao.store import MANIFEST_NAME, lock_folder, write_atomic
+from sao.verify import verify
 
-LEDGER_NAME = "iterate.json"
 FORMAT = "sao-iterate/1"
-# keys a rerun may change: more rounds extend the loop; stop rules only decide where it ends
-EXTENDABLE = ("iterate.rounds", "iterate.stop")
+# keys a rerun may change: more rounds extend the loop; stop rules only decide where it ends;
+# checkpointing and checkpoint frequency do not change the weights (out of memory is met so)
+EXTENDABLE = (
+    "iterate.rounds",
+    "iterate.stop",
+    "train.gradient_checkpointing",
+    "train.save_steps",
+)
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 of one file."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+def read_ledger(out: Path) -> dict[str, Any]:
+    """A folder's ledger; SaoError for none, or one that is not a ledger."""
+    path = Path(out) / LEDGER_NAME
+    if not path.is_file():
+        raise SaoError(f"{out} has no {LEDGER_NAME}: not a sao iterate folder")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise SaoError(f"{path} is not a readable {FORMAT} ledger")
+    return data
 
 
 def run_digest(run_dir: Path) -> str:
     """A data run's digest: SHA-256 of its finished manifest (which holds every shard's)."""
-    return file_digest(run_dir / MANIFEST_NAME)
+    return sha256_file(run_dir / MANIFEST_NAME)
 
 
 def output_digest(path: Path) -> str:
@@ -48,46 +61,32 @@ def output_digest(path: Path) -> str:
         return run_digest(path)
     if path.is_dir():
         return folder_digest(path)
-    return file_digest(path)
+    return sha256_file(path)
 
 
 class Ledger:
     """The iterate folder's record of its stages."""
 
-    def __init__(self, out: Path, data: dict[str, Any]) -> None:
+    def __init__(self, out: Path, data: dict[str, Any], lock: int) -> None:
         self.out = out
         self.data = data
+        self.lock = lock  # the folder's flock, held while this process runs the loop
 
     @classmethod
-    def open(cls, out: Path, loaded: IterateFile, initial: dict[str, Any]) -> Ledger:
-        """The folder's ledger, new or resumed; a ledger made with other settings is refused."""
-        path = out / LEDGER_NAME
+    def open(cls, out: Path, loaded: IterateFile, models: dict[str, Any]) -> Ledger:
+        """The folder's ledger, new or resumed, locked for this process; a ledger made with
+        other settings or other models (`models`: the starting model's and the named judge's
+        identities) is refused, as is one whose recorded outputs changed."""
         config = loaded.config_dict()
-        if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                raise SaoError(f"{path} is not a readable iterate ledger") from None
-            changed = [
-                key
-                for key in diff_keys(data.get("config", {}), config)
-                if not key.startswith(EXTENDABLE)
-            ]
-            if data.get("initial_model", {}).get("digest") != initial.get("digest"):
-                changed.append("initial model weights")
-            if changed:
-                shown = ", ".join(changed[:4]) + (" …" if len(changed) > 4 else "")
-                raise SaoError(
-                    f"{out} holds rounds made with other settings ({shown}); "
-                    "use another --out folder"
-                )
-            data["config"] = config  # more rounds, other stop rules
-            data["config_hash"] = loaded.config_hash()
-            ledger = cls(out, data)
-            ledger.check_outputs()
-            return ledger
         if out.exists() and not out.is_dir():
             raise SaoError(f"--out {out} is a file, not a folder")
+        if (out / LEDGER_NAME).is_file():
+            lock = lock_folder(out, "sao iterate")
+            try:
+                return cls.resumed(out, loaded, models, lock)
+            except BaseException:
+                os.close(lock)  # a refused folder stays free for the next try
+                raise
         if out.is_dir() and any(out.iterdir()):
             raise SaoError(f"{out} is not empty and holds no {LEDGER_NAME}; use another folder")
         out.mkdir(parents=True, exist_ok=True)
@@ -98,14 +97,44 @@ class Ledger:
                 "sao_version": sao.__version__,
                 "config": config,
                 "config_hash": loaded.config_hash(),
-                "initial_model": initial,
+                **models,
                 "status": "running",
                 "stages": [],
                 "stopped": None,
                 "best_round": None,
             },
+            lock_folder(out, "sao iterate"),
         )
         ledger.save()
+        return ledger
+
+    @classmethod
+    def resumed(cls, out: Path, loaded: IterateFile, models: dict[str, Any], lock: int) -> Ledger:
+        """The folder's ledger, checked against this config and models, and its outputs."""
+        config = loaded.config_dict()
+        data = read_ledger(out)
+        changed = [
+            key for key in diff_keys(data["config"], config) if not key.startswith(EXTENDABLE)
+        ]
+        changed += [
+            f"{name} weights"
+            for name, about in models.items()
+            if (data.get(name) or {}).get("digest") != about["digest"]
+        ]
+        if changed:
+            shown = ", ".join(changed[:4]) + (" …" if len(changed) > 4 else "")
+            raise SaoError(
+                f"{out} holds rounds made with other settings ({shown}); use another --out folder"
+            )
+        made = max((e["round"] for e in data["stages"]), default=0)
+        if loaded.iterate.rounds < made:
+            raise SaoError(
+                f"iterate.rounds {loaded.iterate.rounds} is below round {made}, which "
+                f"{out} already holds; give at least {made}"
+            )
+        data.update(config=config, config_hash=loaded.config_hash(), status="running")
+        ledger = cls(out, data, lock)
+        ledger.check_outputs()
         return ledger
 
     def save(self) -> None:
@@ -136,14 +165,26 @@ class Ledger:
         return entry
 
     def check_outputs(self) -> None:
-        """Every finished stage's output is still what was recorded (else refuse to build on it)."""
+        """Every finished stage's output is still what was recorded, its data runs' shards
+        whole, and the digest chain unbroken (else refuse to build on them)."""
         for entry in self.data["stages"]:
             path = self.out / entry["output"]
-            if not path.exists() or output_digest(path) != entry["digest"]:
-                raise SaoError(
-                    f"{path} changed after round {entry['round']}'s {entry['stage']} stage "
-                    "recorded it; restore it or use another --out folder"
-                )
+            files = [(path, entry["digest"])]
+            if entry.get("answers_digest"):
+                files.append((path.parent / "answers.json", entry["answers_digest"]))
+            for where, digest in files:
+                if not where.exists() or output_digest(where) != digest:
+                    raise SaoError(
+                        f"{where} changed after round {entry['round']}'s {entry['stage']} "
+                        "stage recorded it; restore it or use another --out folder"
+                    )
+            if entry["stage"] == "generate":
+                problems, _ = verify(path)
+                if problems:
+                    raise SaoError(f"round {entry['round']}'s data run {path}: {problems[0]}")
+        breaks = chain_breaks(self.data)
+        if breaks:
+            raise SaoError(f"{self.out / LEDGER_NAME}: the digest chain breaks at {breaks[0]}")
 
     def finish(self, status: str, stopped: dict[str, Any] | None, best: int | None) -> None:
         self.data.update(status=status, stopped=stopped, best_round=best)

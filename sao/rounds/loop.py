@@ -15,17 +15,18 @@ from typing import Any
 from rich.console import Console
 
 from sao.config import RunConfig
-from sao.engine_setup import load_engine
 from sao.errors import SaoError
+from sao.hashing import sha256_file
 from sao.models import ResolvedModel, resolve_model
+from sao.personas import load_personas
 from sao.pipeline import generate
 from sao.provenance import model_identity, weights_digest
 from sao.rounds import evaluate, measures
 from sao.rounds.anchors import ANCHORS_NAME, read_anchors, write_anchors
-from sao.rounds.config import IterateFile
+from sao.rounds.config import JUDGES, IterateFile
 from sao.rounds.ledger import Ledger, output_digest
-from sao.store import write_atomic
-from sao.training import train
+from sao.store import read_manifest, write_atomic
+from sao.training import TrainConfig, train
 
 
 def model_name(model: ResolvedModel) -> str:
@@ -40,13 +41,28 @@ class Loop:
 
     def __init__(self, loaded: IterateFile, out: Path, console: Console) -> None:
         self.loaded, self.out, self.console = loaded, out, console
+        it = loaded.iterate
+        evaluate.probes(it.eval)  # a bad probe file fails now, in one line
+        needed = it.anchors + it.rounds * it.personas
+        if loaded.run.personas.enabled and len(load_personas(loaded.run.personas.source)) < needed:
+            raise SaoError(
+                f"{it.rounds} rounds of {it.personas} personas and {it.anchors} anchors need "
+                f"{needed} personas; {loaded.run.personas.source} has fewer"
+            )
         self.initial = resolve_model(loaded.run.model)
-        identity = model_identity(self.initial)
-        self.ledger = Ledger.open(out, loaded, {**identity, "digest": weights_digest(self.initial)})
-        evaluate.probes(loaded.iterate.eval)  # a bad probe file fails now, in one line
+        # a named judge is pinned once, so a moving hub branch cannot change it mid-loop
+        self.judge = None if it.judge in JUDGES else resolve_model(it.judge)
+        models = {"initial_model": self.identity(self.initial)}
+        if self.judge is not None:
+            models["judge_model"] = self.identity(self.judge)
+        self.ledger = Ledger.open(out, loaded, models)
         self.policies: dict[int, evaluate.Policy] = {
             0: evaluate.Policy(0, self.initial, weights_digest(self.initial))
         }
+
+    @staticmethod
+    def identity(model: ResolvedModel) -> dict[str, Any]:
+        return {**model_identity(model), "digest": weights_digest(model)}
 
     # ------------------------------------------------------------------ the loop
 
@@ -59,6 +75,11 @@ class Loop:
         for r in range(1, it.rounds + 1):
             self.console.print(f"round {r} of {it.rounds}", style="bold")
             data_dir = self.generate(r)
+            if not pairs_in(data_dir):
+                # every answer tied or alike: a collapse this loop measures, not a failure
+                stopped = {"round": r, "rule": f"no_pairs: round {r}'s data has no pairs"}
+                self.console.print(f"stopped in round {r}: {stopped['rule']}")
+                break
             self.train(r, data_dir)
             metrics[r] = self.evaluate(r, anchors)
             rule = measures.fired_rule(it.stop, metrics[0], metrics[r])
@@ -84,12 +105,11 @@ class Loop:
         path = self.out / ANCHORS_NAME
         if self.begin("anchors", 0) is None:
             run = self.loaded.run
-            engine = load_engine(run, run.engine, self.initial, self.console, False)
-            try:
-                with self.console.status("writing the anchor prompts"):
-                    write_anchors(run, self.loaded.iterate.anchors, engine, path)
-            finally:
-                engine.close()
+            with (
+                evaluate.loaded(run, run.engine, self.initial, self.console, False) as engine,
+                self.console.status("writing the anchor prompts"),
+            ):
+                write_anchors(run, self.loaded.iterate.anchors, engine, path)
             self.ledger.record(
                 "anchors", 0, path, self.started, generator_digest=self.policies[0].digest
             )
@@ -103,18 +123,24 @@ class Loop:
             manifest = generate(cfg, self.console)
             if manifest.get("status") != "complete":
                 raise SaoError(f"round {r}'s data run {data_dir} did not finish")
-            self.ledger.record(
-                "generate", r, data_dir, self.started, generator_digest=generator.digest
-            )
+            # the chain's link as the run itself recorded its generator
+            made_by = manifest["model"].get("digest") or f"hub:{manifest['model']['revision']}"
+            if made_by != generator.digest:
+                raise SaoError(f"round {r}'s data run was made by another model than π_{r - 1}")
+            self.ledger.record("generate", r, data_dir, self.started, generator_digest=made_by)
         return data_dir
 
     def train(self, r: int, data_dir: Path) -> None:
         out = self.folder(r) / "model"
         if self.begin("train", r) is None:
             it, cfg = self.loaded.iterate, self.loaded.train
-            ref = model_name(self.initial) if it.reference == "initial" else None
-            config = cfg.model_copy(
-                update={"model": model_name(self.policy(r - 1).model), "ref": ref}
+            initial = it.reference == "initial" and (cfg.command or cfg.algo != "simpo")
+            config = TrainConfig.model_validate(
+                {
+                    **cfg.model_dump(),
+                    "model": model_name(self.policy(r - 1).model),
+                    "ref": model_name(self.initial) if initial else None,  # SimPO has none
+                }
             )
             self.console.print(f"round {r}: training π_{r} ({config.command or config.algo})")
             train(data_dir, out, config)
@@ -135,13 +161,21 @@ class Loop:
                 previous=previous,
                 frozen_judge=self.frozen_judge(),
                 data_dir=self.folder(r) / "data" if r > 0 else None,
-                data_judge=self.data_judge(r) if r > 0 else None,
+                data_judge=(self.data_judge(r) or previous.model) if r > 0 else None,
                 folder=self.folder(r),
                 console=self.console,
             )
             metrics = evaluate.run(ev)
             write_atomic(path, json.dumps(metrics, indent=2).encode())
-            self.ledger.record("evaluate", r, path, self.started, policy_digest=policy.digest)
+            answers = sha256_file(evaluate.answers_path(self.folder(r)))
+            self.ledger.record(
+                "evaluate",
+                r,
+                path,
+                self.started,
+                policy_digest=policy.digest,
+                answers_digest=answers,
+            )
         return json.loads(path.read_text(encoding="utf-8"))
 
     # ------------------------------------------------------------------ models
@@ -153,21 +187,16 @@ class Loop:
             self.policies[r] = evaluate.Policy(r, model, weights_digest(model))
         return self.policies[r]
 
-    def judge_name(self, r: int) -> str | None:
-        """judge.model of round r's run: None when the round's generator judges."""
+    def data_judge(self, r: int) -> ResolvedModel | None:
+        """The judge model of round r's run; None when the round's generator judges."""
         choice = self.loaded.iterate.judge
         if choice == "self" or (choice == "initial" and r == 1):
             return None
-        return model_name(self.initial) if choice == "initial" else choice
-
-    def data_judge(self, r: int) -> ResolvedModel:
-        name = self.judge_name(r)
-        return self.policy(r - 1).model if name is None else resolve_model(name)
+        return self.initial if choice == "initial" else self.judge
 
     def frozen_judge(self) -> ResolvedModel:
         """The judge of every round's duels: the starting model, or iterate.judge's model."""
-        choice = self.loaded.iterate.judge
-        return self.initial if choice in ("self", "initial") else resolve_model(choice)
+        return self.judge if self.judge is not None else self.initial
 
     def round_config(self, r: int, data_dir: Path) -> RunConfig:
         """Round r's run: π_(r−1) generates on its own slice of personas (after the anchors'
@@ -176,9 +205,16 @@ class Loop:
         data = self.loaded.run.model_dump()
         data["model"] = self.loaded.run.model if r == 1 else model_name(self.policy(r - 1).model)
         data["personas"].update(count=it.personas, skip=it.anchors + (r - 1) * it.personas)
-        data["judge"]["model"] = self.judge_name(r)
+        judge = self.data_judge(r)
+        data["judge"]["model"] = model_name(judge) if judge is not None else None
+        data["judge"]["engine"] = self.loaded.judge_engine if judge is not None else {}
         data["output"]["dir"] = str(data_dir)
         return RunConfig.model_validate(data)
+
+
+def pairs_in(run_dir: Path) -> int:
+    """The pairs a finished run selected (what a round trains on)."""
+    return sum(s["stats"].get("pairs", 0) for s in read_manifest(run_dir)["shards"])
 
 
 def iterate(loaded: IterateFile, out: str | Path, console: Console) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import sao
 from sao.errors import SaoError
 from sao.report import finite
 from sao.report.html import environment, fmt, metric_table, table
-from sao.rounds.results import COLUMNS, read_ledger, round_metrics, rows, stage_seconds
+from sao.rounds.ledger import read_ledger
+from sao.rounds.results import COLUMNS, round_metrics, rows, stage_seconds
 
 # one panel per group of columns that share a scale
 PANELS = (
@@ -85,7 +86,7 @@ def write_iterate_report(
                 "",
             ),
             seconds=table(
-                ["round", *stages],
+                ["round", *stages, ""],
                 [
                     [str(r), *(fmt(s.get(st), "f1") for st in stages), ""]
                     for r, s in sorted(seconds.items())

@@ -8,7 +8,6 @@ from typing import Any
 
 from sao.errors import SaoError
 from sao.report.html import lookup
-from sao.rounds.ledger import LEDGER_NAME
 
 # (column, dotted key in a round's eval.json, how it is shown, what it is)
 COLUMNS = (
@@ -42,20 +41,19 @@ COLUMNS = (
 )
 
 
-def read_ledger(out: Path) -> dict[str, Any]:
-    path = Path(out) / LEDGER_NAME
-    if not path.is_file():
-        raise SaoError(f"{out} has no {LEDGER_NAME}: not a sao iterate folder")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def round_metrics(out: Path, ledger: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """eval.json of every evaluated round, by round."""
-    return {
-        e["round"]: json.loads((Path(out) / e["output"]).read_text(encoding="utf-8"))
-        for e in ledger["stages"]
-        if e["stage"] == "evaluate"
-    }
+    """eval.json of every evaluated round up to the configured last one, by round."""
+    last = ledger["config"]["iterate"]["rounds"]
+    metrics = {}
+    for entry in ledger["stages"]:
+        if entry["stage"] != "evaluate" or entry["round"] > last:
+            continue
+        path = Path(out) / entry["output"]
+        try:
+            metrics[entry["round"]] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise SaoError(f"{path}: missing or unreadable; the ledger lists it") from None
+    return metrics
 
 
 def rows(metrics: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:

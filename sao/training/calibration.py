@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from sao.errors import SaoError
+from sao.stages.verdicts import row_means
 
 
 def calibrated_scores(matrix: list[list[float]], cosines: np.ndarray, low: float, high: float):
@@ -29,7 +30,7 @@ def calibrated_scores(matrix: list[list[float]], cosines: np.ndarray, low: float
     weight = np.clip((cosines - low) / (high - low), 0.0, 1.0)
     shrunk = 0.5 + (p - 0.5) * (1.0 - weight)
     np.fill_diagonal(shrunk, 0.5)
-    return shrunk.mean(axis=1)
+    return row_means(shrunk.tolist())
 
 
 def calibrate_rows(rows: list[dict[str, Any]], records: list[dict], low: float, high: float):
@@ -50,7 +51,7 @@ def calibrate_rows(rows: list[dict[str, Any]], records: list[dict], low: float, 
     out = []
     for row in rows:
         chosen, rejected = row["chosen"][0]["content"], row["rejected"][0]["content"]
-        for index in by_prompt[json.dumps(row["prompt"])]:
+        for index in by_prompt.get(json.dumps(row["prompt"]), []):
             answers = texts[index]
             if chosen in answers and rejected in answers:
                 c, r = answers.index(chosen), answers.index(rejected)
