@@ -15,8 +15,8 @@ test: $(STAMP) browser
 	$(BIN)/pytest -q -m "not cluster and not long"
 
 # The long scenarios: a real run killed again and again and resumed, engine faults and retries,
-# SIGINT/SIGTERM mid-run, and `sao train`: every algorithm, soft SPPO against plain torch, an
-# outside optimizer, a training killed at a checkpoint and resumed (about 13 minutes on 2 cores).
+# SIGINT/SIGTERM mid-run; `sao train`: every algorithm, soft SPPO against plain torch, an outside
+# optimizer; `sao iterate`: two rounds killed in generation, training and evaluation, resumed.
 test-long: $(STAMP)
 	$(BIN)/pytest -q -m long
 
