@@ -26,7 +26,7 @@ from sao.config import RunConfig
 from sao.engines.base import Engine, Sampling
 from sao.seeds import request_seed, stage_seed
 from sao.stages import judge, opens_reasoning, template_kwargs
-from sao.stages.judge_diagnostics import preference
+from sao.stages.judge_diagnostics import agreement_counts
 from sao.stages.verdicts import Verdicts
 from sao.templates import Template
 from sao.text.reasoning import answer_text
@@ -85,7 +85,6 @@ def pearson(xs: list[float], ys: list[float]) -> float | None:
 def compare(records: list[dict], rejudged: Rejudged, tie_band: float) -> dict[str, Any]:
     """Agreement, correlation and self-preference of the run's judge and the other one."""
     run_cells, other_cells = [], []
-    decided = same = 0
     best_same = compared = 0
     for rec, theirs in zip(records, rejudged.verdicts, strict=True):
         k = len(rec["responses"])
@@ -96,13 +95,10 @@ def compare(records: list[dict], rejudged: Rejudged, tie_band: float) -> dict[st
                 p, q = rec["pref_matrix"][i][j], theirs.matrix[i][j]
                 run_cells.append(p)
                 other_cells.append(q)
-                a, b = preference(p, tie_band), preference(q, tie_band)
-                if a and b:
-                    decided += 1
-                    same += a == b
         if not any(map(any, rec["pref_estimated"])) and not any(map(any, theirs.estimated)):
             compared += 1  # both judges measured every cell: their best answers are theirs
             best_same += int(np.argmax(rec["scores"])) == int(np.argmax(theirs.scores))
+    decided, same = agreement_counts(zip(run_cells, other_cells, strict=True), tie_band)
     duels = [
         (mine.matrix[0][1], theirs.matrix[0][1])
         for mine, theirs in zip(rejudged.duel_run, rejudged.duel_other, strict=True)

@@ -28,6 +28,14 @@ class ResolvedModel:
     revision: str | None = None  # hub: the commit the engines load
 
 
+def pinned_name(source: str, path: str, revision: str | None) -> str:
+    """A name that loads exactly these weights again: a hub id at its commit (a branch name
+    moves on, its commit does not), else the folder."""
+    if source == "hub" and revision:
+        return f"{path}@{revision}"
+    return path
+
+
 def cache_dir() -> Path:
     """Where sao keeps converted models: $SAO_CACHE, else ~/.cache/sao."""
     return Path(os.environ.get("SAO_CACHE") or Path.home() / ".cache" / "sao")

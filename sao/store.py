@@ -152,7 +152,7 @@ class Store:
         data = table_bytes(pa.Table.from_pylist(records, schema=RECORD_SCHEMA))
         name = shard_name(index)
         with held():
-            self._write(self.out_dir / name, data)
+            write_checked(self.out_dir / name, data)
             failpoints.reach("written", index)
             entry = self._record(index, name, len(records), hashlib.sha256(data).hexdigest(), stats)
         failpoints.reach("committed", index)
@@ -182,15 +182,15 @@ class Store:
 
     def _write_manifest(self) -> None:
         text = json.dumps(self.manifest, indent=2, sort_keys=False) + "\n"
-        self._write(self.out_dir / MANIFEST_NAME, text.encode())
+        write_checked(self.out_dir / MANIFEST_NAME, text.encode())
 
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        """`write_atomic`, a full disk or a lost permission as one line."""
-        try:
-            write_atomic(path, data)
-        except OSError as exc:
-            raise SaoError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+def write_checked(path: Path, data: bytes) -> None:
+    """`write_atomic`, a full disk or a lost permission as one line."""
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise SaoError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def writable_folder(out: Path) -> None:

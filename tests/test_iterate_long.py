@@ -49,7 +49,7 @@ LOOP = {
         "rounds": 2,
         "personas": 4,
         "anchors": 3,
-        "reference": "initial",
+        "reference": "previous",  # SPPO's choice (the benchmark runs "initial")
         "judge": "initial",
         "eval": {"samples": 2, "max_tokens": 24},
     },
@@ -121,7 +121,7 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
     assert lineage["resumed_from"] == "checkpoint-1"
     steps = [e["step"] for e in lineage["log_history"] if "loss" in e]
     assert steps == [1, 2]  # the history carries on from the checkpoint's
-    answers = loop / "round-1" / "answers.json"
+    answers = answers_path(loop, 1)
     kept_answers = sha(answers)
     before = now
 
@@ -191,24 +191,82 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
         if not rec["pref_estimated"][i][j]
     ]
     assert data_2["tie_rate"] == sum(abs(p - 0.5) <= band for p in cells) / len(cells)
-    # KL(π_1 ‖ π_0) from π_1's samples, recomputed one answer at a time
+    # round 2 trained against π_1 (reference: previous), π_1 against π_0
+    lineage2 = json.loads((loop / "round-2" / "model" / "sao_lineage.json").read_text())
+    assert lineage2["reference"]["digest"] == now[(1, "train")]["digest"]
+    assert lineage["reference"]["digest"] == now[(0, "anchors")]["generator_digest"]
+    # the chosen and rejected answers' cosine, embedded again with sentence-transformers
+    from sentence_transformers import SentenceTransformer
+
+    from sao.text.embed import model_path
+
+    minilm = SentenceTransformer(str(model_path()), device="cpu")
+    texts = [[r["text"] for r in rec["responses"]] for rec, _ in pairs]
+    chosen = minilm.encode([t[p["chosen"]] for t, (_, p) in zip(texts, pairs, strict=True)])
+    rejected = minilm.encode([t[p["rejected"]] for t, (_, p) in zip(texts, pairs, strict=True)])
+    cosines = [
+        float(a @ b / ((a @ a) ** 0.5 * (b @ b) ** 0.5))
+        for a, b in zip(chosen, rejected, strict=True)
+    ]
+    assert data_2["chosen_rejected_cosine"] == pytest.approx(sum(cosines) / len(cosines), abs=1e-4)
+
+    # every round's answers, read back: lengths, truncation, and the duels' pairing
+    written = {r: json.loads(answers_path(loop, r).read_text())["answers"] for r in (0, 1, 2)}
+    for r in (0, 1, 2):
+        tokens = [n for a in written[r] for n in a["tokens"]]
+        cut = [c for a in written[r] for c in a["truncated"]]
+        assert evals[r]["degeneration"]["mean_tokens"] == pytest.approx(sum(tokens) / len(tokens))
+        assert evals[r]["degeneration"]["truncation_rate"] == pytest.approx(sum(cut) / len(cut))
+    for r, key, other in ((1, "vs_initial", 0), (2, "vs_initial", 0), (2, "vs_previous", 1)):
+        assert evals[r][key]["unjudged"] == 0
+        assert evals[r][key]["tokens"] == [
+            [mine, theirs]
+            for a, b in zip(written[r], written[other], strict=True)
+            for mine, theirs in zip(a["tokens"], b["tokens"], strict=True)
+        ], (r, key)  # π_r's s-th answer against the other policy's s-th, anchor by anchor
+
+    # KL(π_1 ‖ π_0), KL(π_2 ‖ π_0), KL(π_2 ‖ π_1) from the rounds' samples, and π_1's probe
+    # likelihoods: recomputed one answer at a time in plain transformers
     dtype = getattr(torch, effective_dtype())
     prompts = [json.loads(line)["prompt"] for line in anchor_lines]
-    samples = [
-        (prompt, text, not cut)
-        for prompt, a in zip(prompts, json.loads(answers.read_text())["answers"], strict=True)
-        for text, cut in zip(a["texts"], a["truncated"], strict=True)
-    ]
-    sums = {}
+    samples = {
+        r: [
+            (prompt, text, not cut)
+            for prompt, a in zip(prompts, written[r], strict=True)
+            for text, cut in zip(a["texts"], a["truncated"], strict=True)
+        ]
+        for r in (1, 2)
+    }
     pi0 = resolve_model("smollm2-135m-instruct").path
-    for name, path in (("pi1", loop / "round-1" / "model"), ("pi0", pi0)):
+    paths = {0: pi0, 1: loop / "round-1" / "model", 2: loop / "round-2" / "model"}
+    logp = {}
+    for m, path in paths.items():
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-        sums[name] = [answer_logprob(model, tok, *s) for s in samples]
-    kl = sum(a - b for a, b in zip(sums["pi1"], sums["pi0"], strict=True)) / len(samples)
+        for r in (1, 2):
+            if m <= r:
+                logp[m, r] = [answer_logprob(model, tok, *one) for one in samples[r]]
+        if m == 1:
+            gaps = []
+            for line in probes.read_text().splitlines():
+                probe = json.loads(line)
+                asked = [{"role": "user", "content": probe["prompt"]}]
+                means = [
+                    answer_logprob(model, tok, asked, text, False)
+                    / len(tok(text, add_special_tokens=False)["input_ids"])
+                    for text in (probe["better"], probe["worse"])
+                ]
+                gaps.append(means[0] - means[1])
     tol = batch_tolerance() * 24  # per-token differences of two batchings, over an answer
-    assert evals[1]["kl_initial"]["kl"] == pytest.approx(kl, abs=tol)
-    assert evals[1]["kl_initial"]["samples"] == len(samples) == 2 * len(prompts)
+    for r, key, other in ((1, "kl_initial", 0), (2, "kl_initial", 0), (2, "kl_previous", 1)):
+        diffs = [a - b for a, b in zip(logp[r, r], logp[other, r], strict=True)]
+        assert evals[r][key]["kl"] == pytest.approx(sum(diffs) / len(diffs), abs=tol), (r, key)
+        assert evals[r][key]["samples"] == len(diffs) == 2 * len(prompts)
+    likelihood = evals[1]["probe_likelihood"]
+    assert likelihood["probes"] == len(gaps) == 6
+    assert likelihood["mean_gap"] == pytest.approx(sum(gaps) / len(gaps), abs=batch_tolerance())
+    if all(abs(g) > batch_tolerance() for g in gaps):  # no probe within roundoff of a tie
+        assert likelihood["better_more_likely"] == sum(g > 0 for g in gaps) / len(gaps)
 
     # 5. once more: nothing to do, nothing changed; other settings refused in one line
     kept = (loop / "iterate.json").read_bytes()
@@ -258,6 +316,10 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert read_records(run).num_rows >= 1
+
+
+def answers_path(loop: Path, r: int) -> Path:
+    return loop / f"round-{r}" / "answers.json"
 
 
 def _records(run: Path) -> list[dict]:

@@ -231,7 +231,7 @@ def test_cluster_coverage_separates_a_narrow_run_from_a_broad_one():
 
 
 def test_embedding_model_ranks_paraphrases_above_unrelated_text():
-    from sao.report.embed import embed
+    from sao.text.embed import embed
 
     vectors = embed(
         ["How do I bake sourdough bread?", "What is the way to make sourdough bread?",

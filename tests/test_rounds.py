@@ -101,6 +101,18 @@ def test_a_ledger_takes_more_rounds_and_refuses_other_settings(tmp_path):
         Ledger.open(out, loaded(rounds=4, stop={"no_win": True}), models)
 
 
+def test_judge_engine_how_keys_stay_out_of_the_hash_as_a_runs_do(tmp_path):
+    def hashed(judge_engine: dict) -> str:
+        data = {"seed": 3, "iterate": {"judge": "initial"}, "judge": {"engine": judge_engine}}
+        return load_iterate_config(write(tmp_path, data)).config_hash()
+
+    how = {"patience_s": 7, "timeout_s": 9, "replicas": 2}  # how a judge runs, not what it says
+    assert hashed({"vllm_args": {"enforce_eager": True}}) == hashed(
+        {"vllm_args": {"enforce_eager": True}, **how}
+    )
+    assert hashed({"dtype": "float32"}) != hashed({"dtype": "bfloat16"})  # what it says
+
+
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
@@ -204,15 +216,17 @@ def test_chain_breaks_finds_each_broken_link():
         assert any(said in b for b in chain_breaks(bad))
 
 
-def test_iterate_cli_refuses_in_one_line(tmp_path):
-    proc = run_sao(
-        "iterate",
-        "-c",
-        write(tmp_path, {"iterate": {"trainer": "ppo"}}),
-        "-o",
-        str(tmp_path / "loop"),
-    )
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        ({"iterate": {"trainer": "ppo"}}, "trainer 'ppo'"),
+        # checked before the loop's first stage, not after round 1's generation
+        ({"train": {"trainer_args": {"no_such_arg": 1}}}, "not a field of TRL's DPOConfig"),
+    ],
+)
+def test_iterate_cli_refuses_in_one_line(tmp_path, data, said):
+    proc = run_sao("iterate", "-c", write(tmp_path, data), "-o", str(tmp_path / "loop"))
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "trainer 'ppo'" in lines[0], proc.stderr
+    assert len(lines) == 1 and said in lines[0], proc.stderr
     assert not (tmp_path / "loop").exists()

@@ -293,7 +293,7 @@ def test_settings_that_cannot_train_are_refused_before_training(
 def test_calibrated_sppo_targets_recomputed_from_the_records(hf_run):
     from sentence_transformers import SentenceTransformer
 
-    from sao.report.embed import model_path
+    from sao.text.embed import model_path
     from sao.training import TrainConfig
     from sao.training.data import training_data
 
@@ -328,3 +328,24 @@ def test_calibrated_sppo_targets_recomputed_from_the_records(hf_run):
         assert raw["p_win"] == pytest.approx(record["scores"][c], abs=1e-6)  # off: P's row mean
         moved += abs(row["p_win"] - raw["p_win"]) > 1e-4
     assert moved  # alike answers did shrink toward ½
+
+
+def test_a_round_that_cannot_train_is_named_not_raised(hf_run):
+    """What `sao iterate` stops on (rule no_pairs) instead of failing inside training."""
+    from sao.training import TrainConfig
+    from sao.training.data import untrainable
+
+    run = hf_run[0]
+    records = read_records(run).to_pylist()
+    widest_margin = max(p["margin"] for r in records for p in r["pairs"])
+    assert untrainable(run, TrainConfig(algo="dpo", split_ratio=0.0)) is None
+    said = untrainable(run, TrainConfig(algo="dpo", min_margin=widest_margin + 0.01))
+    assert said is not None and "has no rows to train dpo on" in said
+    held = untrainable(run, TrainConfig(algo="dpo", split_ratio=0.999))
+    assert held is not None and "fell in the held-out split" in held
+    # KTO with one kind of answer: every score away from ½ is on the desirable side only
+    scores = [s for r in records for s in r["scores"] if abs(s - 0.5) >= 0.005]
+    if all(s > 0.5 for s in scores) or all(s < 0.5 for s in scores):
+        assert "KTO needs desirable and undesirable" in untrainable(run, TrainConfig(algo="kto"))
+    else:
+        assert untrainable(run, TrainConfig(algo="kto", split_ratio=0.0)) is None

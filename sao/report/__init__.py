@@ -12,6 +12,7 @@ from sao.errors import SaoError
 from sao.report.build import RESPONSE_SAMPLE, Report, build
 from sao.report.coverage import table_sizes
 from sao.report.runs import load_run
+from sao.store import write_checked
 
 
 def write_report(
@@ -27,8 +28,8 @@ def write_report(
 
     By default both files go into the run folder: report.html and report.json.
     """
-    from sao.report.embed import embed
     from sao.report.html import render
+    from sao.text.embed import embed
 
     runs = [load_run(run_dir, "run")]
     if baseline_dir is not None:
@@ -69,7 +70,4 @@ def finite(value: Any) -> Any:
 
 
 def _write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise SaoError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_checked(path, text.encode("utf-8"))

@@ -12,7 +12,7 @@ from sao.errors import SaoError
 from sao.personas import choose_personas
 from sao.seeds import stage_seed
 from sao.stages import conversation, prompts
-from sao.store import write_atomic
+from sao.store import write_checked
 from sao.templates import Template
 
 ANCHORS_NAME = "anchors.jsonl"
@@ -53,7 +53,7 @@ def write_anchors(run: RunConfig, count: int, engine: Engine, path: Path) -> lis
             "or prompts.candidates"
         )
     lines = "".join(json.dumps(a, ensure_ascii=False) + "\n" for a in anchors)
-    write_atomic(path, lines.encode())
+    write_checked(path, lines.encode())
     return anchors
 
 

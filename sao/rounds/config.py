@@ -86,7 +86,15 @@ class IterateFile(BaseModel):
     def config_dict(self) -> dict[str, Any]:
         """Everything that decides the rounds' results (not where they are written)."""
         run = self.run.data_dict()
-        run["judge"]["engine"] = self.judge_engine
+        # judge.engine as the run's own hash keeps it: its "how" keys left out
+        judged = self.run.model_copy(
+            update={
+                "judge": self.run.judge.model_copy(
+                    update={"model": "m", "engine": self.judge_engine}
+                )
+            }
+        )
+        run["judge"]["engine"] = judged.data_dict()["judge"]["engine"]
         return {
             "run": run,
             "train": self.train.model_dump(mode="json"),

@@ -36,7 +36,7 @@ from sao.rounds.config import EvalSettings
 from sao.rounds.likelihood import scorer
 from sao.seeds import request_seed, stage_seed
 from sao.stages import judge, opens_reasoning, template_kwargs
-from sao.store import read_records, write_atomic
+from sao.store import read_manifest, read_records, write_checked
 from sao.templates import Template
 from sao.text.reasoning import answer_text
 
@@ -132,12 +132,12 @@ def sample(ev: Evaluation) -> dict[str, Any]:
         markers = cfg.reasoning.markers
         if not kept:
             kept = {"policy_digest": ev.policy.digest, "answers": answer(ev, engine)}
-            write_atomic(path, json.dumps(kept, ensure_ascii=False).encode())
+            write_checked(path, json.dumps(kept, ensure_ascii=False).encode())
         if wants_probes:
             with ev.console.status(f"round {ev.policy.round}: the policy judges the probes"):
                 result = evaluate(engine, probes(settings), cfg.judge, [cfg.judge.mode], markers)
             kept["judge_probe_accuracy"] = result["modes"][cfg.judge.mode]["accuracy"]
-            write_atomic(path, json.dumps(kept, ensure_ascii=False).encode())
+            write_checked(path, json.dumps(kept, ensure_ascii=False).encode())
     return kept
 
 
@@ -257,10 +257,11 @@ def duels(ev: Evaluation, answers: list[dict[str, Any]]) -> dict[str, Any]:
                 "p": [p for p, _ in kept],  # P(π_r's answer ≻ the other), per judged duel
                 "tokens": [n for _, n in kept],
             }
-        if ev.data_judge is not None and same_weights(ev.data_judge, ev.frozen_judge):
-            out["judge_agreement"] = rejudged_pairs(ev, ev.previous.model, "self-judge")
-        else:
+        self_judged = ev.data_judge is not None and same_weights(ev.data_judge, ev.frozen_judge)
+        if not self_judged:
             out["judge_agreement"] = rejudged_pairs(ev, None, "frozen judge", engine)
+    if self_judged:  # the frozen judge made the pairs: π_(r−1) judges them again, loaded alone
+        out["judge_agreement"] = rejudged_pairs(ev, ev.previous.model, "self-judge")
     out.setdefault("vs_previous", out["vs_initial"])
     return out
 
@@ -315,10 +316,16 @@ def rejudged_pairs(
 
 def round_data(ev: Evaluation) -> dict[str, Any]:
     """The round's data: margins, ties, and how alike its chosen and rejected answers are."""
-    from sao.report.embed import embed
+    from sao.text.embed import embed
 
-    records, items, _ = round_pairs(ev)
-    stats = measures.data_stats(records, ev.run.judge.tie_band)
+    _, items, _ = round_pairs(ev)
+    totals = read_manifest(ev.data_dir)["totals"]  # the run's own judge diagnostics
+    stats = {
+        "records": totals["records"],
+        "pairs": totals["pairs"],
+        "mean_margin": totals["judge"]["pair_margin_mean"],
+        "tie_rate": totals["judge"]["tie_rate"],
+    }
     if items:
         chosen = embed([texts[0] for _, texts in items])
         rejected = embed([texts[1] for _, texts in items])

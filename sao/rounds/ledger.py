@@ -22,7 +22,7 @@ from sao.hashing import sha256_file
 from sao.model_digest import folder_digest
 from sao.rounds import LEDGER_NAME
 from sao.rounds.config import IterateFile
-from sao.store import MANIFEST_NAME, lock_folder, write_atomic
+from sao.store import MANIFEST_NAME, lock_folder, writable_folder, write_checked
 from sao.verify import verify
 
 FORMAT = "sao-iterate/1"
@@ -89,7 +89,7 @@ class Ledger:
                 raise
         if out.is_dir() and any(out.iterdir()):
             raise SaoError(f"{out} is not empty and holds no {LEDGER_NAME}; use another folder")
-        out.mkdir(parents=True, exist_ok=True)
+        writable_folder(out)
         ledger = cls(
             out,
             {
@@ -138,7 +138,7 @@ class Ledger:
         return ledger
 
     def save(self) -> None:
-        write_atomic(self.out / LEDGER_NAME, json.dumps(self.data, indent=2).encode())
+        write_checked(self.out / LEDGER_NAME, json.dumps(self.data, indent=2).encode())
 
     def stage(self, name: str, round_: int) -> dict[str, Any] | None:
         """The finished stage `name` of round `round_`, or None."""

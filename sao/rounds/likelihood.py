@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sao.engines.base import Message, TemplateKwargs, render_chat
+from sao.errors import SaoError
 
 BATCH = 8
 PROBE_TEXT = "sao-end-of-turn-probe"
@@ -101,10 +102,23 @@ class Scorer:
 
 @contextmanager
 def scorer(path: str, revision: str | None, dtype: str) -> Iterator[Scorer]:
-    """A Scorer for the `with` block, its memory released after it."""
-    loaded = Scorer(path, revision, dtype)
+    """A Scorer for the `with` block, its memory released after it; a model that cannot load,
+    or memory that runs out, as one line."""
+    import torch
+
+    try:
+        loaded = Scorer(path, revision, dtype)
+    except (OSError, ValueError) as exc:
+        raise SaoError(f"cannot load {path} to score answers: {exc}") from None
+    except torch.OutOfMemoryError:
+        raise SaoError(f"out of memory loading {path} to score answers") from None
     try:
         yield loaded
+    except torch.OutOfMemoryError:
+        raise SaoError(
+            f"out of memory scoring answers under {path}: lower iterate.eval.samples or "
+            "iterate.anchors, or free the device, and run the same command"
+        ) from None
     finally:
         loaded.release()
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from sao.config import RunConfig
 from sao.errors import SaoError
 from sao.hashing import sha256_file
-from sao.models import ResolvedModel, resolve_model
+from sao.models import ResolvedModel, pinned_name, resolve_model
 from sao.personas import load_personas
 from sao.pipeline import generate
 from sao.provenance import model_identity, weights_digest
@@ -25,15 +25,15 @@ from sao.rounds import evaluate, measures
 from sao.rounds.anchors import ANCHORS_NAME, read_anchors, write_anchors
 from sao.rounds.config import JUDGES, IterateFile
 from sao.rounds.ledger import Ledger, output_digest
-from sao.store import read_manifest, write_atomic
+from sao.store import read_manifest, writable_folder, write_checked
 from sao.training import TrainConfig, train
+from sao.training.data import untrainable
+from sao.training.trl_trainers import check_trainer_args
 
 
 def model_name(model: ResolvedModel) -> str:
     """A name that loads exactly these weights again: the folder, or the hub id at its commit."""
-    if model.source == "hub" and model.revision:
-        return f"{model.path}@{model.revision}"
-    return model.path
+    return pinned_name(model.source, model.path, model.revision)
 
 
 class Loop:
@@ -49,6 +49,8 @@ class Loop:
                 f"{it.rounds} rounds of {it.personas} personas and {it.anchors} anchors need "
                 f"{needed} personas; {loaded.run.personas.source} has fewer"
             )
+        if loaded.train.command is None:  # a bad trainer_args key, or no TRL, fails now
+            check_trainer_args(loaded.train)
         self.initial = resolve_model(loaded.run.model)
         # a named judge is pinned once, so a moving hub branch cannot change it mid-loop
         self.judge = None if it.judge in JUDGES else resolve_model(it.judge)
@@ -75,9 +77,10 @@ class Loop:
         for r in range(1, it.rounds + 1):
             self.console.print(f"round {r} of {it.rounds}", style="bold")
             data_dir = self.generate(r)
-            if not pairs_in(data_dir):
+            reason = self.untrainable(r, data_dir)
+            if reason is not None:
                 # every answer tied or alike: a collapse this loop measures, not a failure
-                stopped = {"round": r, "rule": f"no_pairs: round {r}'s data has no pairs"}
+                stopped = {"round": r, "rule": f"no_pairs: {reason}"}
                 self.console.print(f"stopped in round {r}: {stopped['rule']}")
                 break
             self.train(r, data_dir)
@@ -130,18 +133,31 @@ class Loop:
             self.ledger.record("generate", r, data_dir, self.started, generator_digest=made_by)
         return data_dir
 
+    def untrainable(self, r: int, data_dir: Path) -> str | None:
+        """Why round r's data cannot train π_r (the loop stops there), or None."""
+        if self.ledger.stage("train", r) is not None:
+            return None
+        if not pairs_in(data_dir):
+            return f"round {r}'s data has no pairs"
+        return untrainable(data_dir, self.train_config(r))
+
+    def train_config(self, r: int) -> TrainConfig:
+        """The train section for round r: π_(r−1) trains, against π_ref as iterate.reference
+        says."""
+        it, cfg = self.loaded.iterate, self.loaded.train
+        initial = it.reference == "initial" and (cfg.command or cfg.algo != "simpo")
+        return TrainConfig.model_validate(
+            {
+                **cfg.model_dump(),
+                "model": model_name(self.policy(r - 1).model),
+                "ref": model_name(self.initial) if initial else None,  # SimPO has none
+            }
+        )
+
     def train(self, r: int, data_dir: Path) -> None:
         out = self.folder(r) / "model"
         if self.begin("train", r) is None:
-            it, cfg = self.loaded.iterate, self.loaded.train
-            initial = it.reference == "initial" and (cfg.command or cfg.algo != "simpo")
-            config = TrainConfig.model_validate(
-                {
-                    **cfg.model_dump(),
-                    "model": model_name(self.policy(r - 1).model),
-                    "ref": model_name(self.initial) if initial else None,  # SimPO has none
-                }
-            )
+            config = self.train_config(r)
             self.console.print(f"round {r}: training π_{r} ({config.command or config.algo})")
             train(data_dir, out, config)
             self.ledger.record("train", r, out, self.started, data_digest=output_digest(data_dir))
@@ -149,7 +165,7 @@ class Loop:
     def evaluate(self, r: int, anchors: list[dict[str, Any]]) -> dict[str, Any]:
         path = self.folder(r) / "eval.json"
         if self.begin("evaluate", r) is None:
-            self.folder(r).mkdir(parents=True, exist_ok=True)
+            writable_folder(self.folder(r))
             previous = self.policy(r - 1) if r > 0 else None
             policy = self.policy(r)
             ev = evaluate.Evaluation(
@@ -166,7 +182,7 @@ class Loop:
                 console=self.console,
             )
             metrics = evaluate.run(ev)
-            write_atomic(path, json.dumps(metrics, indent=2).encode())
+            write_checked(path, json.dumps(metrics, indent=2).encode())
             answers = sha256_file(evaluate.answers_path(self.folder(r)))
             self.ledger.record(
                 "evaluate",

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from sao.rounds.config import StopRules
-from sao.stages.judge_diagnostics import preference
+from sao.stages.judge_diagnostics import agreement_counts, preference
 from sao.text.bleu import self_bleu
 from sao.text.ngrams import distinct_n, repeated_ngram_rate
 
@@ -82,34 +82,9 @@ def probe_rate(better: Sequence[float], worse: Sequence[float]) -> dict[str, Any
     }
 
 
-def data_stats(records: Sequence[dict], band: float) -> dict[str, Any]:
-    """A round's generated data: its pairs' margins, the judge's tie rate over measured cells."""
-    margins = [pair["margin"] for rec in records for pair in rec["pairs"]]
-    cells = ties = 0
-    for rec in records:
-        k = len(rec["responses"])
-        for i in range(k):
-            for j in range(i + 1, k):
-                if rec["pref_estimated"][i][j]:
-                    continue
-                cells += 1
-                ties += preference(rec["pref_matrix"][i][j], band) == 0
-    return {
-        "records": len(records),
-        "pairs": len(margins),
-        "mean_margin": mean(margins),
-        "tie_rate": ties / cells if cells else None,
-    }
-
-
 def agreement(run_p: Sequence[float], other_p: Sequence[float], band: float) -> dict[str, Any]:
     """Of pairs both judges decide (neither a tie), the share where they prefer the same one."""
-    decided = same = 0
-    for p, q in zip(run_p, other_p, strict=True):
-        a, b = preference(p, band), preference(q, band)
-        if a and b:
-            decided += 1
-            same += a == b
+    decided, same = agreement_counts(zip(run_p, other_p, strict=True), band)
     rate = same / decided if decided else None
     return {"pairs": len(run_p), "decided": decided, "agreement": rate}
 

@@ -12,12 +12,13 @@ from sao.report import finite
 from sao.report.html import environment, fmt, metric_table, table
 from sao.rounds.ledger import read_ledger
 from sao.rounds.results import COLUMNS, round_metrics, rows, stage_seconds
+from sao.store import write_checked
 
 # one panel per group of columns that share a scale
 PANELS = (
     (
         "frozen judge, π_r against π_0 and π_(r−1)",
-        ("win_vs_0", "tie_vs_0", "win_vs_0_lm", "win_vs_prev", "loss_vs_prev"),
+        ("win_vs_0", "tie_vs_0", "win_vs_0_lm", "win_vs_prev", "loss_vs_prev", "win_vs_prev_lm"),
     ),
     ("drift: KL estimates (nats per answer)", ("kl_0", "kl_prev")),
     ("length (tokens)", ("tokens",)),
@@ -94,9 +95,6 @@ def write_iterate_report(
             ),
         )
     )
-    for target, text in ((json_file, json.dumps(finite(data), indent=2) + "\n"), (html_file, page)):
-        try:
-            target.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise SaoError(f"cannot write {target}: {exc.strerror or exc}") from None
+    write_checked(json_file, (json.dumps(finite(data), indent=2) + "\n").encode("utf-8"))
+    write_checked(html_file, page.encode("utf-8"))
     return data, html_file, json_file

@@ -9,28 +9,47 @@ from typing import Any
 from sao.errors import SaoError
 from sao.report.html import lookup
 
+
+def duel_columns(suffix: str, key: str, other: str) -> tuple[tuple[str, str, str, str], ...]:
+    """Wins, ties and losses against `other`, over every duel and over length-matched ones."""
+    out = [(f"duels_{suffix}", f"{key}.duels", "int", f"frozen judge: duels of π_r with {other}")]
+    for part, where, what in (("", key, ""), ("_lm", f"{key}.length_matched", ", length-matched")):
+        if part:
+            out.append((f"duels_{suffix}{part}", f"{where}.duels", "int", f"… of them{what}"))
+        for outcome in ("win", "tie", "loss"):
+            out.append(
+                (
+                    f"{outcome}_{suffix}{part}",
+                    f"{where}.{outcome}_rate",
+                    "pct",
+                    f"… {outcome}s{what}",
+                )
+            )
+    out.append((f"unjudged_{suffix}", f"{key}.unjudged", "int", "… duels the judge did not decide"))
+    return tuple(out)
+
+
 # (column, dotted key in a round's eval.json, how it is shown, what it is)
 COLUMNS = (
-    ("win_vs_0", "vs_initial.win_rate", "pct", "frozen judge: π_r wins over π_0"),
-    ("tie_vs_0", "vs_initial.tie_rate", "pct", "… ties"),
-    ("loss_vs_0", "vs_initial.loss_rate", "pct", "… losses"),
-    ("win_vs_0_lm", "vs_initial.length_matched.win_rate", "pct", "… wins, length-matched duels"),
-    ("lm_duels", "vs_initial.length_matched.duels", "int", "length-matched duels"),
-    ("win_vs_prev", "vs_previous.win_rate", "pct", "frozen judge: π_r wins over π_(r−1)"),
-    ("loss_vs_prev", "vs_previous.loss_rate", "pct", "… losses"),
+    *duel_columns("vs_0", "vs_initial", "π_0"),
+    *duel_columns("vs_prev", "vs_previous", "π_(r−1)"),
     ("kl_0", "kl_initial.kl", "f3", "KL(π_r ‖ π_0), nats per answer"),
+    ("kl_0_se", "kl_initial.stderr", "f3", "… its standard error"),
     ("kl_prev", "kl_previous.kl", "f3", "KL(π_r ‖ π_(r−1))"),
+    ("kl_prev_se", "kl_previous.stderr", "f3", "… its standard error"),
     ("tokens", "degeneration.mean_tokens", "f1", "mean answer tokens"),
     ("truncated", "degeneration.truncation_rate", "pct", "answers cut at max_tokens"),
     ("distinct_1", "degeneration.distinct_1", "f3", "distinct-1"),
     ("distinct_2", "degeneration.distinct_2", "f3", "distinct-2"),
     ("self_bleu", "degeneration.self_bleu", "f3", "self-BLEU"),
     ("rep_3gram", "degeneration.repeated_3gram_rate", "pct", "repeated 3-grams within answers"),
+    ("records", "data.records", "int", "round data: records"),
+    ("pairs", "data.pairs", "int", "round data: pairs"),
     ("margin", "data.mean_margin", "f3", "round data: mean pair margin"),
     ("data_ties", "data.tie_rate", "pct", "round data: judge tie rate"),
-    ("pairs", "data.pairs", "int", "round data: pairs"),
     ("cr_cosine", "data.chosen_rejected_cosine", "f3", "chosen/rejected embedding cosine"),
     ("judge_agree", "judge_agreement.agreement", "pct", "self-judge agrees with frozen judge"),
+    ("agree_decided", "judge_agreement.decided", "int", "… pairs both judges decided"),
     ("probe_judge", "judge_probe_accuracy", "pct", "π_r as judge: probe accuracy"),
     (
         "probe_lik",
@@ -38,6 +57,7 @@ COLUMNS = (
         "pct",
         "π_r: better probe answer more likely",
     ),
+    ("probe_gap", "probe_likelihood.mean_gap", "f3", "… mean log-likelihood gap per token"),
 )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -102,6 +103,18 @@ def preference(p: float, band: float) -> int:
     if abs(p - 0.5) <= band:
         return 0
     return 1 if p > 0.5 else -1
+
+
+def agreement_counts(cells: Iterable[tuple[float, float]], band: float) -> tuple[int, int]:
+    """Of (p, q) cells two judges measured, how many both decide (neither a tie), and how many
+    of those they decide the same way."""
+    decided = same = 0
+    for p, q in cells:
+        a, b = preference(p, band), preference(q, band)
+        if a and b:
+            decided += 1
+            same += a == b
+    return decided, same
 
 
 def is_cycle(matrix: list[list[float]], i: int, j: int, m: int, band: float) -> bool:

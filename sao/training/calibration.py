@@ -36,7 +36,7 @@ def calibrated_scores(matrix: list[list[float]], cosines: np.ndarray, low: float
 def calibrate_rows(rows: list[dict[str, Any]], records: list[dict], low: float, high: float):
     """Soft SPPO rows (prompt, chosen, rejected, p_win, p_lose) with calibrated p_win/p_lose,
     each row found in its record by its prompt and answer texts."""
-    from sao.report.embed import embed
+    from sao.text.embed import embed
 
     texts = [[r["text"] for r in rec["responses"]] for rec in records]
     vectors = embed([t for answers in texts for t in answers])

@@ -8,6 +8,7 @@ from typing import Any
 import datasets
 
 from sao.adapters import ExportOptions, export
+from sao.adapters.trl import kto_balance
 from sao.errors import SaoError
 from sao.store import read_manifest, read_records
 from sao.training.config import TrainConfig
@@ -33,6 +34,23 @@ def export_options(config: TrainConfig) -> ExportOptions:
     )
 
 
+class NoTrainingRows(SaoError):
+    """The run holds nothing the algorithm can train on: no rows, all held out, or one kind of
+    KTO answer only."""
+
+
+def untrainable(run_dir: str | Path, config: TrainConfig) -> str | None:
+    """Why the run cannot train `config`'s algorithm, or None when it can (an outside command
+    is given whatever its export holds)."""
+    if config.command is not None:
+        return None
+    try:
+        training_data(run_dir, config.model_copy(update={"calibration": None}))
+    except NoTrainingRows as exc:
+        return str(exc)
+    return None
+
+
 def training_data(run_dir: str | Path, config: TrainConfig) -> datasets.DatasetDict:
     """The run's rows for `config.algo`, split by prompt into train and (maybe) test.
 
@@ -46,15 +64,22 @@ def training_data(run_dir: str | Path, config: TrainConfig) -> datasets.DatasetD
     except SaoError as exc:
         if "nothing to export" not in str(exc):
             raise
-        raise SaoError(
+        raise NoTrainingRows(
             f"{run_dir} has no rows to train {config.algo} on (no pairs, or none passing "
             "train.min_margin)"
         ) from None
     if data["train"].num_rows == 0:
-        raise SaoError(
+        raise NoTrainingRows(
             f"all {data['test'].num_rows} rows of {run_dir} fell in the held-out split; lower "
             "train.split_ratio"
         )
+    if config.algo == "kto":
+        good, bad, _ = kto_balance(data["train"]["label"])
+        if not good or not bad:
+            raise NoTrainingRows(
+                f"KTO needs desirable and undesirable answers; the run has {good} and {bad} "
+                "(lower train.min_margin, or judge more answers)"
+            )
     if config.algo == "sppo":
         data = data.map(
             _sppo_row, remove_columns=["chosen_probs", "chosen_probs_win", "chosen_probs_lose"]

@@ -12,7 +12,7 @@ from typing import Any
 
 from sao.config import diff_keys
 from sao.errors import SaoError, describe
-from sao.models import ResolvedModel, resolve_model
+from sao.models import ResolvedModel, pinned_name, resolve_model
 from sao.provenance import model_identity, versions, weights_digest
 from sao.store import read_manifest, staging_folder
 from sao.training import checkpoint
@@ -41,10 +41,8 @@ def base_model_name(run_dir: Path, config: TrainConfig) -> str:
     if config.model is not None:
         return config.model
     model = read_manifest(run_dir)["model"]
-    if model["source"] == "local":
-        return model["path"]
-    if model["source"] == "hub" and model.get("revision"):
-        return f"{model['path']}@{model['revision']}"  # a branch name moves on; its commit not
+    if model["source"] == "local" or (model["source"] == "hub" and model.get("revision")):
+        return pinned_name(model["source"], model["path"], model.get("revision"))
     return model["name"]
 
 

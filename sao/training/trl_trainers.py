@@ -108,12 +108,7 @@ def trainer_arguments(
     elif config.algo == "simpo":
         args.update(loss_type="simpo", cpo_alpha=0.0, simpo_gamma=config.simpo_gamma)
     elif config.algo == "kto":
-        good, bad, weight = kto_balance(data["train"]["label"])
-        if not good or not bad:
-            raise SaoError(
-                f"KTO needs desirable and undesirable answers; the run has {good} and {bad} "
-                "(lower train.min_margin, or judge more answers)"
-            )
+        _, _, weight = kto_balance(data["train"]["label"])  # both kinds: training_data checks
         args.update(
             precompute_ref_log_probs=config.precompute_ref,
             desirable_weight=weight,

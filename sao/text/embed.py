@@ -45,6 +45,6 @@ def embed(texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 
 def _device() -> str:
-    from sao.engines.hardware import cuda_available
+    import torch  # sentence-transformers' own dependency
 
-    return "cuda" if cuda_available() else "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
