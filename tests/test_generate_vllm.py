@@ -12,7 +12,7 @@ from sao.models import resolve_model
 from sao.store import read_manifest
 from sao.verify import verify
 from tests.conftest import TINY, requires
-from tests.dtypes import batch_tolerance
+from tests.dtypes import effective_dtype, reference_tolerance
 from tests.e2e_checks import (
     check_judged_by,
     check_records,
@@ -74,10 +74,11 @@ def test_a_second_model_judged_on_its_own_vllm_engine(run, switch_judge):
     records = load_records(run).to_list()
     assert {r["judge_model"] for r in records} == {str(switch_judge)}
     assert verify(run)[0] == []
-    # vLLM's kernels and transformers' agree on a label log-prob to ~1e-3 in fp32; the judge's
-    # system message and template variable reached vLLM's chat template
+    # vLLM's kernels and transformers' agree on a label log-prob to ~1e-3 in fp32 (the plain
+    # reference runs in fp32 whatever the engine's dtype); the judge's system message and
+    # template variable reached vLLM's chat template
     generator = resolve_model("smollm2-135m-instruct").path
-    tol = max(0.01, batch_tolerance())
+    tol = max(0.01, reference_tolerance())
     judge = str(switch_judge)
     check_judged_by(records[0], judge, generator, tol, JUDGE_SYSTEM, enable_thinking=False)
     check_judged_by(records[0], judge, judge, tol, JUDGE_SYSTEM, enable_thinking=False)
@@ -104,7 +105,27 @@ def test_every_answer_has_its_own_seed_that_alone_reproduces_it(run, seeds):
     assert all(r["seed_row"] is None for rec in records for r in rec["responses"])
     assert len(seeds["regenerated"]) == 2
     for answer in seeds["regenerated"]:
-        assert answer["again"] == answer["stored"]
+        if effective_dtype() == "float32":
+            assert answer["again"] == answer["stored"]
+            continue
+        # bf16 logits move with the batch (tests/dtypes.py), so a near-tie token may flip late
+        # in the answer: the seed alone still leads far closer to its answer than to any other
+        # answer of the same prompt
+        record = next(r for r in records if answer["stored"] in texts_of(r))
+        shared = common_prefix(answer["again"], answer["stored"])
+        others = [t for t in texts_of(record) if t != answer["stored"]]
+        assert shared >= 16 and all(shared > common_prefix(answer["again"], t) for t in others)
+
+
+def texts_of(record: dict) -> list[str]:
+    return [r["text"] for r in record["responses"]]
+
+
+def common_prefix(a: str, b: str) -> int:
+    """Characters two texts share from the start."""
+    return next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
 
 
 def test_answers_that_shared_a_seed_before_agree_no_more_than_unrelated_ones(seeds):

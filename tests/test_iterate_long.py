@@ -273,6 +273,17 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
     proc = iterate(config, loop)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (loop / "iterate.json").read_bytes() == kept
+    # other stop rules may change: a rule that fires at round 1 stops the finished loop there
+    data["iterate"]["stop"] = {"length_growth": 1e-6}
+    config.write_text(yaml.safe_dump(data))
+    proc = iterate(config, loop)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stopped after round 1: length_growth" in proc.stdout
+    book = ledger(loop)
+    assert book["status"] == "stopped" and book["stopped"]["round"] == 1
+    assert book["stopped"]["rule"].startswith("length_growth")
+    assert book["stages"] == json.loads(kept)["stages"]  # nothing was done again
+    kept = (loop / "iterate.json").read_bytes()
     data["iterate"]["personas"] = 5
     config.write_text(yaml.safe_dump(data))
     proc = iterate(config, loop)
