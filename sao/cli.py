@@ -479,10 +479,9 @@ def write_json(path: Path, result: dict[str, Any]) -> None:
     """A command's results as JSON at `path`; an unwritable path is one line."""
     import json
 
-    try:
-        path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise SaoError(f"cannot write {path}: {exc.strerror or exc}") from None
+    from sao.store import write_checked
+
+    write_checked(path, (json.dumps(result, indent=2) + "\n").encode("utf-8"))
     out.print(f"wrote {path}")
 
 
@@ -503,11 +502,10 @@ def config_init(
 
     if path.exists() and not force:
         raise SaoError(f"{path} exists; pass --force to overwrite it")
+    from sao.store import write_checked
+
     text = preset_yaml(preset) if preset is not None else example_yaml()
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise SaoError(f"cannot write {path}: {exc.strerror or exc}") from None
+    write_checked(path, text.encode("utf-8"))
     out.print(f"wrote {path}")
 
 

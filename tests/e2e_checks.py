@@ -158,9 +158,7 @@ def check_judged_by(
     )
     error = max(abs(stored[label] - by_judge[label]) for label in "AB")
     assert error <= tol, (stored, by_judge)
-    # the check can fail: the other reading lies further off than the tolerance, and further
-    # than three times what the stored values differ by
-    assert max(abs(by_judge[x] - by_generator[x]) for x in "AB") > max(tol, 3 * error)
+    assert max(abs(by_judge[x] - by_generator[x]) for x in "AB") > 3 * tol  # the check can fail
     p = math.exp(by_judge["A"]) / (math.exp(by_judge["A"]) + math.exp(by_judge["B"]))
     assert math.isclose(call["p_first"], p, abs_tol=tol)
 

@@ -190,7 +190,9 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
         for j in range(i + 1, len(rec["responses"]))
         if not rec["pref_estimated"][i][j]
     ]
-    assert data_2["tie_rate"] == sum(abs(p - 0.5) <= band for p in cells) / len(cells)
+    # P is stored as float32, counted by the run in float64: a cell on the band's edge may flip
+    recounted = sum(abs(p - 0.5) <= band for p in cells) / len(cells)
+    assert abs(data_2["tie_rate"] - recounted) <= 1 / len(cells)
     # round 2 trained against π_1 (reference: previous), π_1 against π_0
     lineage2 = json.loads((loop / "round-2" / "model" / "sao_lineage.json").read_text())
     assert lineage2["reference"]["digest"] == now[(1, "train")]["digest"]
@@ -273,17 +275,6 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
     proc = iterate(config, loop)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (loop / "iterate.json").read_bytes() == kept
-    # other stop rules may change: a rule that fires at round 1 stops the finished loop there
-    data["iterate"]["stop"] = {"length_growth": 1e-6}
-    config.write_text(yaml.safe_dump(data))
-    proc = iterate(config, loop)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "stopped after round 1: length_growth" in proc.stdout
-    book = ledger(loop)
-    assert book["status"] == "stopped" and book["stopped"]["round"] == 1
-    assert book["stopped"]["rule"].startswith("length_growth")
-    assert book["stages"] == json.loads(kept)["stages"]  # nothing was done again
-    kept = (loop / "iterate.json").read_bytes()
     data["iterate"]["personas"] = 5
     config.write_text(yaml.safe_dump(data))
     proc = iterate(config, loop)
@@ -298,6 +289,22 @@ def test_a_loop_killed_in_every_stage_finishes_with_its_digests_chained(tmp_path
     assert [row["round"] for row in report["rounds"]] == [0, 1, 2]
     assert report["rounds"][1]["kl_0"] == evals[1]["kl_initial"]["kl"]
     assert "data:image/png;base64," in (loop / "report.html").read_text()
+
+    # other stop rules may change: a rule that fires at round 1 stops the finished loop there
+    data["iterate"].update(personas=4, stop={"length_growth": 1e-6})
+    config.write_text(yaml.safe_dump(data))
+    proc = iterate(config, loop)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "stopped after round 1: length_growth" in proc.stdout
+    book = ledger(loop)
+    assert book["status"] == "stopped" and book["stopped"]["round"] == 1
+    assert book["stopped"]["rule"].startswith("length_growth")
+    assert book["stages"] == json.loads(kept)["stages"]  # nothing was done again
+    assert run_sao("report", str(loop)).returncode == 0  # the curves end where the loop did
+    assert [row["round"] for row in json.loads((loop / "report.json").read_text())["rounds"]] == [
+        0,
+        1,
+    ]
 
     # 7. round 1's training, killed and resumed, made the weights an uninterrupted one makes
     cfg = load_iterate_config(config).train.model_copy(update={"model": pi0, "ref": pi0})

@@ -19,7 +19,6 @@ from sao.models import resolve_model
 from sao.store import read_manifest, read_records
 from sao.verify import verify
 from tests.conftest import TINY, run_sao
-from tests.dtypes import reference_tolerance
 from tests.judge_checks import check_judge
 
 pytestmark = pytest.mark.slow
@@ -85,6 +84,8 @@ def test_a_run_judged_by_a_reward_model_records_raw_rewards(reward_model, tmp_pa
         "personas": {"count": 2},
         "responses": {"samples": 3, "max_tokens": 24},
         "judge": {"model": str(reward_model), "mode": "reward-model", "reward_scale": 0.5},
+        # a raw reward's exactness is checked against plain fp32 (tests/dtypes.py): pinned
+        "engine": {**TINY["engine"], "dtype": "float32"},
     }
     config, out = tmp_path / "c.yaml", tmp_path / "out"
     config.write_text(yaml.safe_dump(small))
@@ -103,9 +104,7 @@ def test_a_run_judged_by_a_reward_model_records_raw_rewards(reward_model, tmp_pa
             answer = rec["responses"][judgment["i"]]["text"]
             conversation = [*rec["prompt"], {"role": "assistant", "content": answer}]
             raw = json.loads(judgment["raw"])["reward"]
-            # the plain reference runs in fp32 whatever the engine's dtype
-            tol = max(1e-3, reference_tolerance())
-            assert raw == pytest.approx(plain_reward(reward_model, conversation), abs=tol)
+            assert raw == pytest.approx(plain_reward(reward_model, conversation), abs=1e-3)
         scores = [json.loads(j["raw"])["reward"] for j in rec["judgments"]]
         p01 = 1 / (1 + math.exp(-(scores[0] - scores[1]) / 0.5))
         assert rec["pref_matrix"][0][1] == pytest.approx(p01, abs=1e-5)

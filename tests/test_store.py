@@ -1,6 +1,8 @@
 """Shard commits, the manifest, resume bookkeeping and the resume guard."""
 
 import json
+import os
+import stat
 
 import datasets
 import pytest
@@ -10,7 +12,7 @@ from sao.errors import SaoError
 from sao.hashing import sha256_file
 from sao.records import RECORD_SCHEMA, SCHEMA_VERSION, shard_name
 from sao.seeds import SEED_SCHEME
-from sao.store import Store, read_records
+from sao.store import Store, read_records, write_checked
 
 
 def header(cfg: RunConfig, engine: str = "hf", pool: str = "p1") -> dict:
@@ -152,3 +154,17 @@ def test_unwritable_output(tmp_path):
     blocker.write_text("x")
     with pytest.raises(SaoError, match="not writable"):
         Store.open(blocker / "out", header(RunConfig()))
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    """A shard, a manifest or a report is readable as any file the user writes (the temp file
+    `mkstemp` makes is private until it is renamed into place)."""
+    before = os.umask(0o022)
+    try:
+        write_checked(tmp_path / "report.json", b"{}")
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"{}")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "report.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o644

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sao.engines.base import Message, TemplateKwargs, render_chat
-from sao.errors import SaoError
+from sao.errors import SaoError, describe
 
 BATCH = 8
 PROBE_TEXT = "sao-end-of-turn-probe"
@@ -104,23 +104,32 @@ class Scorer:
 def scorer(path: str, revision: str | None, dtype: str) -> Iterator[Scorer]:
     """A Scorer for the `with` block, its memory released after it; a model that cannot load,
     or memory that runs out, as one line."""
-    import torch
-
     try:
         loaded = Scorer(path, revision, dtype)
     except (OSError, ValueError) as exc:
-        raise SaoError(f"cannot load {path} to score answers: {exc}") from None
-    except torch.OutOfMemoryError:
+        raise SaoError(f"cannot load {path} to score answers: {describe(exc)}") from None
+    except RuntimeError as exc:
+        if not out_of_memory(exc):
+            raise
         raise SaoError(f"out of memory loading {path} to score answers") from None
     try:
         yield loaded
-    except torch.OutOfMemoryError:
+    except RuntimeError as exc:
+        if not out_of_memory(exc):
+            raise
         raise SaoError(
             f"out of memory scoring answers under {path}: lower iterate.eval.samples or "
             "iterate.anchors, or free the device, and run the same command"
         ) from None
     finally:
         loaded.release()
+
+
+def out_of_memory(exc: RuntimeError) -> bool:
+    """CUDA's OutOfMemoryError (a RuntimeError), or the CPU allocator's failure."""
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "can't allocate memory" in str(exc)
 
 
 def end_of_turn_id(tokenizer: Any) -> int | None:

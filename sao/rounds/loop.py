@@ -79,7 +79,8 @@ class Loop:
             data_dir = self.generate(r)
             reason = self.untrainable(r, data_dir)
             if reason is not None:
-                # every answer tied or alike: a collapse this loop measures, not a failure
+                # nothing to train on (every answer tied or alike, none above train.min_margin,
+                # all held out, one kind of KTO answer): a result this loop measures, not a failure
                 stopped = {"round": r, "rule": f"no_pairs: {reason}"}
                 self.console.print(f"stopped in round {r}: {stopped['rule']}")
                 break

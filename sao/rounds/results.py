@@ -11,20 +11,15 @@ from sao.report.html import lookup
 
 
 def duel_columns(suffix: str, key: str, other: str) -> tuple[tuple[str, str, str, str], ...]:
-    """Wins, ties and losses against `other`, over every duel and over length-matched ones."""
+    """Wins, ties, losses and mean P against `other`, over every duel and length-matched ones."""
     out = [(f"duels_{suffix}", f"{key}.duels", "int", f"frozen judge: duels of π_r with {other}")]
     for part, where, what in (("", key, ""), ("_lm", f"{key}.length_matched", ", length-matched")):
         if part:
             out.append((f"duels_{suffix}{part}", f"{where}.duels", "int", f"… of them{what}"))
-        for outcome in ("win", "tie", "loss"):
-            out.append(
-                (
-                    f"{outcome}_{suffix}{part}",
-                    f"{where}.{outcome}_rate",
-                    "pct",
-                    f"… {outcome}s{what}",
-                )
-            )
+        for outcome, plural in (("win", "wins"), ("tie", "ties"), ("loss", "losses")):
+            name, rate = f"{outcome}_{suffix}{part}", f"{where}.{outcome}_rate"
+            out.append((name, rate, "pct", f"… {plural}{what}"))
+        out.append((f"p_{suffix}{part}", f"{where}.mean_p", "f3", f"… mean P(π_r ≻ it){what}"))
     out.append((f"unjudged_{suffix}", f"{key}.unjudged", "int", "… duels the judge did not decide"))
     return tuple(out)
 
@@ -49,6 +44,7 @@ COLUMNS = (
     ("data_ties", "data.tie_rate", "pct", "round data: judge tie rate"),
     ("cr_cosine", "data.chosen_rejected_cosine", "f3", "chosen/rejected embedding cosine"),
     ("judge_agree", "judge_agreement.agreement", "pct", "self-judge agrees with frozen judge"),
+    ("agree_pairs", "judge_agreement.pairs", "int", "… of the round's pairs, judged again"),
     ("agree_decided", "judge_agreement.decided", "int", "… pairs both judges decided"),
     ("probe_judge", "judge_probe_accuracy", "pct", "π_r as judge: probe accuracy"),
     (
@@ -62,8 +58,12 @@ COLUMNS = (
 
 
 def round_metrics(out: Path, ledger: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """eval.json of every evaluated round up to the configured last one, by round."""
+    """eval.json of every evaluated round up to the configured last one (or the round a stop
+    rule ended the loop at: later rounds, evaluated before the rules changed, are not its), by
+    round."""
     last = ledger["config"]["iterate"]["rounds"]
+    if ledger.get("stopped"):
+        last = min(last, ledger["stopped"]["round"])
     metrics = {}
     for entry in ledger["stages"]:
         if entry["stage"] != "evaluate" or entry["round"] > last:

