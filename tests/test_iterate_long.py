@@ -342,3 +342,38 @@ def answers_path(loop: Path, r: int) -> Path:
 
 def _records(run: Path) -> list[dict]:
     return read_records(run).to_pylist()
+
+
+def test_a_round_with_nothing_to_train_on_stops_the_loop(tmp_path):
+    """A round whose pairs all fall below train.min_margin (a margin is at most 1) stops the
+    loop with rule no_pairs, exit 0, nothing trained; the same command then does nothing."""
+    probes = tmp_path / "probes.jsonl"
+    probes.write_text("".join(bundled_probes().read_text().splitlines(True)[:2]))
+    data = json.loads(json.dumps(LOOP))
+    data["train"]["min_margin"] = 2.0
+    data["iterate"].update({"rounds": 2, "personas": 2, "anchors": 1})
+    data["iterate"]["eval"].update({"samples": 1, "max_tokens": 8, "probes": str(probes)})
+    config = tmp_path / "it.yaml"
+    config.write_text(yaml.safe_dump(data))
+    loop = tmp_path / "loop"
+
+    proc = iterate(config, loop)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    book = ledger(loop)
+    assert book["status"] == "stopped" and book["stopped"]["round"] == 1
+    assert book["stopped"]["rule"].startswith("no_pairs:"), book["stopped"]
+    assert "no_pairs" in proc.stdout
+    assert set(stages(loop)) == {(0, "anchors"), (0, "evaluate"), (1, "generate")}
+    assert not (loop / "round-1" / "model").exists()
+    # why, recounted from the stored records: pairs, none as wide as 2; or no pairs at all
+    margins = [p["margin"] for r in _records(loop / "round-1" / "data") for p in r["pairs"]]
+    if margins:
+        assert max(margins) < 2.0 and "min_margin" in book["stopped"]["rule"]
+    else:
+        assert "no pairs" in book["stopped"]["rule"]
+    kept = (loop / "iterate.json").read_text()
+    proc = iterate(config, loop)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ledger(loop)["stages"] == json.loads(kept)["stages"]  # nothing was done again
+    assert run_sao("report", str(loop)).returncode == 0
+    assert [row["round"] for row in json.loads((loop / "report.json").read_text())["rounds"]] == [0]

@@ -222,6 +222,7 @@ def test_chain_breaks_finds_each_broken_link():
         ({"iterate": {"trainer": "ppo"}}, "trainer 'ppo'"),
         # checked before the loop's first stage, not after round 1's generation
         ({"train": {"trainer_args": {"no_such_arg": 1}}}, "not a field of TRL's DPOConfig"),
+        ({"train": {"trainer_args": {"optim": "nope"}}}, "TRL refused the training settings"),
     ],
 )
 def test_iterate_cli_refuses_in_one_line(tmp_path, data, said):

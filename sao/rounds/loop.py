@@ -28,7 +28,7 @@ from sao.rounds.ledger import Ledger, output_digest
 from sao.store import read_manifest, writable_folder, write_checked
 from sao.training import TrainConfig, train
 from sao.training.data import untrainable
-from sao.training.trl_trainers import check_trainer_args
+from sao.training.train import check_settings
 
 
 def model_name(model: ResolvedModel) -> str:
@@ -49,8 +49,7 @@ class Loop:
                 f"{it.rounds} rounds of {it.personas} personas and {it.anchors} anchors need "
                 f"{needed} personas; {loaded.run.personas.source} has fewer"
             )
-        if loaded.train.command is None:  # a bad trainer_args key, or no TRL, fails now
-            check_trainer_args(loaded.train)
+        check_settings(loaded.train)  # a bad trainer_args key or value, or no TRL, fails now
         self.initial = resolve_model(loaded.run.model)
         # a named judge is pinned once, so a moving hub branch cannot change it mid-loop
         self.judge = None if it.judge in JUDGES else resolve_model(it.judge)

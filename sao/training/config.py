@@ -27,9 +27,9 @@ Algo = Literal["dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo"]
 ALGOS: tuple[str, ...] = ("dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo")
 
 # β when the config leaves it out: TRL's defaults (SimPO's is the SimPO paper's 2.0, which TRL's
-# CPO trainer does not set for it); soft SPPO shares sppo-hard's β, since sppo-hard is soft
-# SPPO with the win probabilities rounded to 1 and 0.
-DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "sppo-hard": 0.1, "simpo": 2.0, "kto": 0.1, "sppo": 0.1}
+# CPO trainer does not set for it); soft SPPO's is uclaml/SPPO's recipe (η = 1/β = 1000), so
+# that targets (P − ½)/β stay several nats when P lies within hundredths of ½.
+DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "sppo-hard": 0.1, "simpo": 2.0, "kto": 0.1, "sppo": 0.001}
 
 
 class LoraSettings(Section):

@@ -94,10 +94,7 @@ def train(
     run_dir, out = Path(run_dir), Path(out)
     if out.exists() and not out.is_dir():
         raise SaoError(f"--out {out} is a file, not a folder")
-    if config.command is None:
-        from sao.training.trl_trainers import check_trainer_args
-
-        check_trainer_args(config)
+    check_settings(config)
     models = resolved_models(run_dir, config)
     wanted = settings(run_dir, config, models)
     done = checkpoint.read_lineage(out)
@@ -223,6 +220,21 @@ def _train_with_trl(
         },
         "log_history": history,
     }
+
+
+def check_settings(config: TrainConfig) -> None:
+    """Refuse, in one line and before anything runs, a `trainer_args` key TRL does not have or
+    sao sets itself, and a value TRL's config refuses (an unknown `optim`, say). Settings that
+    depend on the data or on the resolved dtype are checked again when training starts."""
+    if config.command is not None:
+        return
+    import tempfile
+
+    from sao.training.trl_trainers import check_trainer_args, trainer_arguments
+
+    check_trainer_args(config)
+    with tempfile.TemporaryDirectory() as scratch:
+        _trl_accepts(lambda: trainer_arguments(config, scratch, "float32", None))
 
 
 def _trl_accepts(build: Callable[[], Any]) -> Any:

@@ -75,9 +75,10 @@ def check_trainer_args(config: TrainConfig) -> None:
 
 
 def trainer_arguments(
-    config: TrainConfig, output_dir: str, dtype: str, data: datasets.DatasetDict
+    config: TrainConfig, output_dir: str, dtype: str, data: datasets.DatasetDict | None
 ) -> Any:
-    """TRL's config object for `config.algo`, with every argument sao sets."""
+    """TRL's config object for `config.algo`, with every argument sao sets (`data` only
+    weighs KTO's two kinds of answer)."""
     args: dict[str, Any] = {
         "output_dir": output_dir,
         "learning_rate": config.learning_rate,
@@ -108,7 +109,8 @@ def trainer_arguments(
     elif config.algo == "simpo":
         args.update(loss_type="simpo", cpo_alpha=0.0, simpo_gamma=config.simpo_gamma)
     elif config.algo == "kto":
-        _, _, weight = kto_balance(data["train"]["label"])  # both kinds: training_data checks
+        # both kinds: training_data checks; without data (a settings check) any weight will do
+        weight = kto_balance(data["train"]["label"])[2] if data is not None else 1.0
         args.update(
             precompute_ref_log_probs=config.precompute_ref,
             desirable_weight=weight,
