@@ -8,7 +8,7 @@ batch size pairs train). Each batch is seen once, so a lower last quarter is
 learning that carries over to pairs the model had not trained on yet, not memorising one batch.
 Also printed: the held-out loss after training and the seconds spent.
 Usage: python benchmarks/train.py [--run RUN] [--personas 64] [--algos dpo,ipo,...]
-       [--batch-size 8] [--lr 1e-6] [--max-steps N]
+       [--batch-size 8] [--lr 1e-6] [--beta B] [--max-steps N]
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--algos", default=",".join(ALGOS))
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-6)
+    parser.add_argument("--beta", type=float, help="every algorithm's β; default: each one's own")
     parser.add_argument("--max-steps", type=int, default=-1, help="cap the epoch (CPU budgets)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="sao-train-bench-"))
@@ -71,6 +72,7 @@ def main() -> None:
         config = TrainConfig(
             algo=algo,
             learning_rate=args.lr,
+            beta=args.beta,
             batch_size=args.batch_size,
             max_steps=args.max_steps,
             split_ratio=0.1,
@@ -88,6 +90,7 @@ def main() -> None:
             json.dumps(
                 {
                     "algo": algo,
+                    "beta": config.resolved_beta(),
                     "records": len(records),
                     "pairs": pairs,
                     "rows": lineage["rows"],

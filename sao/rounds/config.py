@@ -97,7 +97,7 @@ class IterateFile(BaseModel):
         run["judge"]["engine"] = judged.data_dict()["judge"]["engine"]
         return {
             "run": run,
-            "train": self.train.model_dump(mode="json"),
+            "train": self.train.decided_dict(),
             "iterate": self.iterate.model_dump(mode="json"),
         }
 

@@ -28,7 +28,7 @@ ALGOS: tuple[str, ...] = ("dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo")
 
 # β when the config leaves it out: TRL's defaults (SimPO's is the SimPO paper's 2.0, which TRL's
 # CPO trainer does not set for it); soft SPPO's is uclaml/SPPO's recipe (η = 1/β = 1000), so
-# that targets (P − ½)/β stay several nats when P lies within hundredths of ½.
+# that targets (P − ½)/β are tens of nats when P lies within hundredths of ½.
 DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "sppo-hard": 0.1, "simpo": 2.0, "kto": 0.1, "sppo": 0.001}
 
 
@@ -139,6 +139,11 @@ class TrainConfig(Section):
     def resolved_beta(self) -> float:
         """β, the algorithm's default when unset."""
         return self.beta if self.beta is not None else DEFAULT_BETA[self.algo]
+
+    def decided_dict(self, exclude: set[str] | None = None) -> dict[str, Any]:
+        """The section as JSON with β resolved, as folders and loops compare it before reuse:
+        a changed default β is then a changed setting, not a silent one."""
+        return {**self.model_dump(mode="json", exclude=exclude), "beta": self.resolved_beta()}
 
 
 class TrainFile(BaseModel):

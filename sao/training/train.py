@@ -83,7 +83,7 @@ def settings(
         "data": data_identity(run_dir, config),
         "base_model": pinned(base),
         "reference": pinned(ref),
-        "train": config.model_dump(mode="json", exclude=RESUMABLE_WITH_OTHER),
+        "train": config.decided_dict(exclude=RESUMABLE_WITH_OTHER),
     }
 
 
@@ -228,13 +228,15 @@ def check_settings(config: TrainConfig) -> None:
     depend on the data or on the resolved dtype are checked again when training starts."""
     if config.command is not None:
         return
-    import tempfile
-
     from sao.training.trl_trainers import check_trainer_args, trainer_arguments
 
     check_trainer_args(config)
-    with tempfile.TemporaryDirectory() as scratch:
-        _trl_accepts(lambda: trainer_arguments(config, scratch, "float32", None))
+    if "deepspeed" in config.trainer_args:
+        return  # DeepSpeed sets up its process group as TRL's config is built: checked at training
+    # built on the CPU, so that the check holds no CUDA context before a loop's engines start
+    # (TRL's config writes nothing to output_dir)
+    probe = config.model_copy(update={"trainer_args": {"use_cpu": True, **config.trainer_args}})
+    _trl_accepts(lambda: trainer_arguments(probe, "sao-settings-check", "float32", None))
 
 
 def _trl_accepts(build: Callable[[], Any]) -> Any:
