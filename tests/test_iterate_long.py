@@ -351,7 +351,10 @@ def test_a_round_with_nothing_to_train_on_stops_the_loop(tmp_path):
     probes.write_text("".join(bundled_probes().read_text().splitlines(True)[:2]))
     data = json.loads(json.dumps(LOOP))
     data["train"]["min_margin"] = 2.0
-    data["iterate"].update({"rounds": 2, "personas": 2, "anchors": 1})
+    # K=4 and every decided cell a pair, so the round has pairs for train.min_margin to refuse
+    data["responses"]["samples"] = 4
+    data["pairs"] = {"strategy": "all-above-margin", "min_margin": 0.0}
+    data["iterate"].update({"rounds": 2, "personas": 3, "anchors": 1})
     data["iterate"]["eval"].update({"samples": 1, "max_tokens": 8, "probes": str(probes)})
     config = tmp_path / "it.yaml"
     config.write_text(yaml.safe_dump(data))
@@ -367,6 +370,9 @@ def test_a_round_with_nothing_to_train_on_stops_the_loop(tmp_path):
     # training never started: no model, no TRL checkpoint folder beside it
     assert not (loop / "round-1" / "model").exists()
     assert not (loop / "round-1" / ".model.train").exists()
+    # the round has pairs (recounted from its records), and the rule says train.min_margin
+    # refused them all: no margin reaches 2
+    assert [p for r in _records(loop / "round-1" / "data") for p in r["pairs"]]
     rule = book["stopped"]["rule"]
     assert str(loop / "round-1" / "data") in rule and "train.min_margin" in rule, rule
     kept = (loop / "iterate.json").read_text()
