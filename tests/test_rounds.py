@@ -113,20 +113,19 @@ def test_judge_engine_how_keys_stay_out_of_the_hash_as_a_runs_do(tmp_path):
     assert hashed({"dtype": "float32"}) != hashed({"dtype": "bfloat16"})  # what it says
 
 
-def test_a_default_beta_is_hashed_as_its_value(tmp_path):
-    """β left out stands for the algorithm's default in the hash (and in `sao train`'s folder
-    settings, the same dict): a changed default cannot pass for the old one."""
+def test_a_changed_default_beta_is_hashed_as_its_value(tmp_path):
+    """sppo's default β changed (0.1 → SPPO's 0.001): a β left out is hashed as its value
+    there (and in `sao train`'s folder settings, the same dict), so a loop made under the old
+    default is refused; where the default never changed, null stays null and old loops match."""
 
-    def hashed(trainer: str, beta: float | None) -> str:
+    def config(trainer: str, beta: float | None) -> dict:
         data = {"iterate": {"trainer": trainer}, "train": {"beta": beta}}
-        return load_iterate_config(write(tmp_path, data)).config_hash()
+        return load_iterate_config(write(tmp_path, data)).config_dict()
 
-    assert hashed("sppo", None) == hashed("sppo", 0.001)  # SPPO's η = 1/β = 1000
-    assert hashed("sppo", None) != hashed("sppo", 0.1)
-    assert hashed("dpo", None) == hashed("dpo", 0.1)  # TRL's DPOConfig default
-    from trl import DPOConfig
-
-    assert DPOConfig(output_dir="x", use_cpu=True).beta == 0.1
+    assert config("sppo", None) == config("sppo", 0.001)  # SPPO's η = 1/β = 1000
+    assert config("sppo", None) != config("sppo", 0.1)
+    for trainer in ("dpo", "ipo", "sppo-hard", "simpo", "kto"):
+        assert config(trainer, None)["train"]["beta"] is None  # as every earlier loop stored it
 
 
 @pytest.mark.parametrize(

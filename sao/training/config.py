@@ -30,6 +30,7 @@ ALGOS: tuple[str, ...] = ("dpo", "ipo", "sppo-hard", "simpo", "kto", "sppo")
 # CPO trainer does not set for it); soft SPPO's is uclaml/SPPO's recipe (η = 1/β = 1000), so
 # that targets (P − ½)/β are tens of nats when P lies within hundredths of ½.
 DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "sppo-hard": 0.1, "simpo": 2.0, "kto": 0.1, "sppo": 0.001}
+BETA_DEFAULT_CHANGED = frozenset({"sppo"})  # 0.1 until December 2026
 
 
 class LoraSettings(Section):
@@ -141,9 +142,14 @@ class TrainConfig(Section):
         return self.beta if self.beta is not None else DEFAULT_BETA[self.algo]
 
     def decided_dict(self, exclude: set[str] | None = None) -> dict[str, Any]:
-        """The section as JSON with β resolved, as folders and loops compare it before reuse:
-        a changed default β is then a changed setting, not a silent one."""
-        return {**self.model_dump(mode="json", exclude=exclude), "beta": self.resolved_beta()}
+        """The section as JSON, as folders and loops compare it before reuse. A β left out
+        stays null, so old folders keep matching, except where its default changed since
+        (BETA_DEFAULT_CHANGED): there it is stored as its value, so a folder made under the
+        old default is refused instead of being resumed under the new one."""
+        data = self.model_dump(mode="json", exclude=exclude)
+        if self.beta is None and self.command is None and self.algo in BETA_DEFAULT_CHANGED:
+            data["beta"] = self.resolved_beta()
+        return data
 
 
 class TrainFile(BaseModel):

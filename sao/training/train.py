@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sysconfig
 import time
@@ -231,12 +232,11 @@ def check_settings(config: TrainConfig) -> None:
     from sao.training.trl_trainers import check_trainer_args, trainer_arguments
 
     check_trainer_args(config)
-    if "deepspeed" in config.trainer_args:
-        return  # DeepSpeed sets up its process group as TRL's config is built: checked at training
-    # built on the CPU, so that the check holds no CUDA context before a loop's engines start
-    # (TRL's config writes nothing to output_dir)
-    probe = config.model_copy(update={"trainer_args": {"use_cpu": True, **config.trainer_args}})
-    _trl_accepts(lambda: trainer_arguments(probe, "sao-settings-check", "float32", None))
+    if "deepspeed" in config.trainer_args or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return  # building TRL's config would set up a process group now: checked at training
+    # built as training builds it (on a GPU, that opens CUDA now rather than at round 1's
+    # training); TRL's config writes nothing to output_dir
+    _trl_accepts(lambda: trainer_arguments(config, "sao-settings-check", "float32", None))
 
 
 def _trl_accepts(build: Callable[[], Any]) -> Any:
